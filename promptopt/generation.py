@@ -1,0 +1,100 @@
+"""Turning a prompt template and an input into messages, and running the project's generator.
+
+Templates hold one ``{input}`` placeholder. Only that placeholder is substituted (no
+``str.format``), so braces in the user's text or in JSON examples inside a prompt are safe.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from promptopt.llm import CallContext, GenerationParams, LLMClient, StreamingResponse
+
+PLACEHOLDER = "{input}"
+
+
+class TemplateError(ValueError):
+    """A prompt template that cannot be used; the message says how to fix it."""
+
+
+def validate_template(template: str) -> str:
+    if not template or not template.strip():
+        raise TemplateError("The prompt is empty. Write an instruction containing {input}.")
+    if PLACEHOLDER not in template:
+        raise TemplateError(
+            "The prompt has no {input} placeholder. Add {input} where the input text should go, "
+            'for example: "Summarize this article:\\n\\n{input}".'
+        )
+    return template
+
+
+def render(template: str, input_text: str) -> str:
+    """Substitute the input; a template without the placeholder gets the input appended."""
+    if PLACEHOLDER in template:
+        return template.replace(PLACEHOLDER, input_text)
+    return f"{template.rstrip()}\n\n{input_text}"
+
+
+def build_messages(
+    template: str, input_text: str, *, preference: str | None = None, system: str | None = None
+) -> list[dict[str, str]]:
+    """The messages for one generation; a learned preference goes into the system message."""
+    system_parts = [system] if system else []
+    if preference and preference.strip():
+        system_parts.append(
+            "Write the response so that it follows this user's preferences: "
+            f"{preference.strip()}"
+        )
+    messages: list[dict[str, str]] = []
+    if system_parts:
+        messages.append({"role": "system", "content": "\n\n".join(system_parts)})
+    messages.append({"role": "user", "content": render(template, input_text)})
+    return messages
+
+
+@dataclass
+class GenerationSettings:
+    model: str | None = None
+    temperature: float = 0.7
+    max_tokens: int = 256
+    seed: int | None = None
+    api_base: str | None = None
+
+    @classmethod
+    def from_project(cls, project: Any) -> GenerationSettings:
+        settings = dict(getattr(project, "settings", {}) or {})
+        return cls(
+            model=getattr(project, "generator_model", None) or None,
+            temperature=float(settings.get("temperature", 0.7)),
+            max_tokens=int(settings.get("max_tokens", 256)),
+            seed=settings.get("seed"),
+            api_base=settings.get("api_base"),
+        )
+
+    def params(self) -> GenerationParams:
+        return GenerationParams(
+            temperature=self.temperature, max_tokens=self.max_tokens, seed=self.seed
+        )
+
+
+def generate(
+    client: LLMClient,
+    template: str,
+    input_text: str,
+    settings: GenerationSettings,
+    *,
+    preference: str | None = None,
+    project_id: int | None = None,
+    purpose: str = "generate",
+    use_cache: bool = True,
+) -> StreamingResponse:
+    """Stream the project's generator on one input (cached by full request by default)."""
+    return client.stream(
+        build_messages(template, input_text, preference=preference),
+        model=settings.model,
+        params=settings.params(),
+        context=CallContext(purpose=purpose, project_id=project_id),
+        use_cache=use_cache,
+        api_base=settings.api_base,
+    )

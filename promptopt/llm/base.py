@@ -1,0 +1,119 @@
+"""Types shared by every LLM backend: the request, the streamed chunks, the finished completion.
+
+A backend is one small protocol: ``stream(request)`` yields ``Chunk``s (text deltas, then one
+final chunk carrying usage). Timeouts, retries, caching and logging live in ``LLMClient``, once,
+for every backend.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class LLMError(RuntimeError):
+    """An LLM call failed; the message says what to do."""
+
+
+class TransientLLMError(LLMError):
+    """Worth retrying: rate limits, timeouts of the provider, 5xx, dropped connections."""
+
+
+class LLMTimeoutError(LLMError):
+    """The call took longer than the client's time limit."""
+
+
+class MissingKeyError(LLMError):
+    """The provider needs an API key that is not set in the environment."""
+
+
+class UnknownModelError(LLMError):
+    """The model name does not name any provider or local model."""
+
+
+class Message(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    role: str
+    content: str
+
+
+class GenerationParams(BaseModel):
+    """Options of one call. Unknown keys are refused, so a typo never silently does nothing."""
+
+    model_config = ConfigDict(extra="forbid")
+    temperature: float = Field(0.7, ge=0.0, le=2.0)
+    max_tokens: int = Field(256, ge=1, le=32768)
+    top_p: float | None = Field(None, gt=0.0, le=1.0)
+    seed: int | None = None
+    stop: list[str] | None = None
+
+
+@dataclass
+class LLMRequest:
+    model: str
+    messages: list[dict[str, str]]
+    params: GenerationParams
+    api_base: str | None = None
+
+    def cache_key(self) -> str:
+        payload = {
+            "model": self.model,
+            "messages": self.messages,
+            "params": self.params.model_dump(),
+            "api_base": self.api_base,
+        }
+        raw = json.dumps(payload, sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(raw.encode("utf-8")).hexdigest()
+
+
+@dataclass
+class Usage:
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    cost: float | None = None
+
+
+@dataclass
+class Chunk:
+    text: str = ""
+    usage: Usage | None = None
+
+
+@dataclass
+class Completion:
+    text: str
+    model: str
+    usage: Usage = field(default_factory=Usage)
+    latency_ms: float = 0.0
+    cached: bool = False
+    call_id: int | None = None
+
+    @property
+    def total_tokens(self) -> int:
+        return (self.usage.prompt_tokens or 0) + (self.usage.completion_tokens or 0)
+
+
+class Backend(Protocol):
+    """Turns one request into a stream of chunks. Raise TransientLLMError for retryable faults."""
+
+    def stream(self, request: LLMRequest) -> Iterator[Chunk]: ...
+
+
+def normalise_messages(messages: Any) -> list[dict[str, str]]:
+    """Accept a string, Message objects or dicts; return plain validated dicts."""
+    if isinstance(messages, str):
+        return [{"role": "user", "content": messages}]
+    out: list[dict[str, str]] = []
+    for m in messages:
+        msg = m if isinstance(m, Message) else Message.model_validate(m)
+        if msg.role not in ("system", "user", "assistant"):
+            raise LLMError(f"Unknown message role {msg.role!r}; use system, user or assistant.")
+        out.append({"role": msg.role, "content": msg.content})
+    if not out:
+        raise LLMError("A call needs at least one message.")
+    return out

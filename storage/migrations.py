@@ -1,0 +1,236 @@
+"""Append-only, named schema migrations. Never edit or reorder one that has shipped: add a new one.
+
+Each migration runs once inside a transaction together with its record in ``_sqlite_migrations``
+(sqlite-utils' ``Migrations``). Tests apply every prefix of this list and then the rest, so that
+an upgrade from any earlier version is exercised.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlite_utils
+from sqlite_utils.migrations import Migrations
+
+MIGRATIONS = Migrations("promptopt")
+
+
+def migration_names() -> list[str]:
+    return [m.name for m in MIGRATIONS._migrations]
+
+
+def _t(db: sqlite_utils.Database, name: str) -> sqlite_utils.db.Table:
+    return db.table(name)
+
+
+@MIGRATIONS(name="0001_initial")
+def m0001_initial(db: sqlite_utils.Database) -> None:
+    now: dict[str, Any] = {"created_at": str}
+    _t(db, "project").create(
+        {
+            "id": int,
+            "name": str,
+            "task": str,
+            "template": str,
+            "generator_model": str,
+            "optimizer_model": str,
+            "settings": str,  # JSON: temperature, max_tokens, k, threshold, ...
+            "prompt_id": int,  # the project's current (promoted) prompt
+            **now,
+            "updated_at": str,
+        },
+        pk="id",
+        not_null={"name", "template"},
+        defaults={"task": "", "settings": "{}"},
+    )
+    _t(db, "project").create_index(["name"], unique=True)
+
+    _t(db, "input").create(
+        {"id": int, "project_id": int, "text": str, "source": str, "position": int, **now},
+        pk="id",
+        foreign_keys=[("project_id", "project", "id")],
+        not_null={"project_id", "text"},
+    )
+    _t(db, "input").create_index(["project_id"])
+
+    _t(db, "prompt").create(
+        {
+            "id": int,
+            "project_id": int,
+            "text": str,
+            "parent_id": int,
+            # base | user | induced | rephrase | revision | preference | response | imported
+            "origin": str,
+            "meta": str,  # JSON
+            "active": int,  # 0 when merged into a near-duplicate or retired
+            **now,
+        },
+        pk="id",
+        foreign_keys=[("project_id", "project", "id"), ("parent_id", "prompt", "id")],
+        not_null={"project_id", "text", "origin"},
+        defaults={"active": 1, "meta": "{}"},
+    )
+    _t(db, "prompt").create_index(["project_id"])
+
+    _t(db, "llm_call").create(
+        {
+            "id": int,
+            "project_id": int,
+            "purpose": str,  # generate | infer-preference | condense | propose | simulate | ...
+            "model": str,
+            "messages": str,  # JSON list of {"role", "content"}
+            "params": str,  # JSON of temperature, max_tokens, seed, ...
+            "output": str,
+            "prompt_tokens": int,
+            "completion_tokens": int,
+            "cost": float,
+            "latency_ms": float,
+            "cache_key": str,
+            "cached": int,
+            "error": str,
+            **now,
+        },
+        pk="id",
+        foreign_keys=[("project_id", "project", "id")],
+        not_null={"model", "messages"},
+        defaults={"cached": 0},
+    )
+    _t(db, "llm_call").create_index(["project_id"])
+    _t(db, "llm_call").create_index(["cache_key"])
+
+    _t(db, "comparison").create(
+        {
+            "id": int,
+            "project_id": int,
+            "input_id": int,
+            "prompt_a_id": int,
+            "prompt_b_id": int,
+            "output_a": str,
+            "output_b": str,
+            "left": str,  # "a" or "b": which output the user saw on the left
+            "verdict": str,  # a | b | tie | both_bad | skip
+            "annotator": str,
+            "comment": str,
+            "source": str,  # vote | edit
+            "meta": str,
+            **now,
+        },
+        pk="id",
+        foreign_keys=[
+            ("project_id", "project", "id"),
+            ("input_id", "input", "id"),
+            ("prompt_a_id", "prompt", "id"),
+            ("prompt_b_id", "prompt", "id"),
+        ],
+        not_null={"project_id", "verdict", "annotator"},
+        defaults={"source": "vote", "comment": "", "meta": "{}"},
+    )
+    _t(db, "comparison").create_index(["project_id", "annotator"])
+
+    _t(db, "embedding").create(
+        {
+            "id": int,
+            "model": str,
+            "dim": int,
+            "text_hash": str,
+            "vector": bytes,  # float32, L2-normalised
+            **now,
+        },
+        pk="id",
+        not_null={"model", "dim", "text_hash", "vector"},
+    )
+    _t(db, "embedding").create_index(["model", "text_hash"], unique=True)
+
+    _t(db, "edit").create(
+        {
+            "id": int,
+            "project_id": int,
+            "input_id": int,
+            "prompt_id": int,
+            "annotator": str,
+            "output": str,
+            "edited": str,
+            "word_distance": int,
+            "char_distance": int,
+            "applied_preference": str,
+            "inferred_preference": str,
+            "status": str,  # pending | done | failed | accepted
+            "error": str,
+            "comparison_id": int,
+            **now,
+        },
+        pk="id",
+        foreign_keys=[
+            ("project_id", "project", "id"),
+            ("input_id", "input", "id"),
+            ("prompt_id", "prompt", "id"),
+            ("comparison_id", "comparison", "id"),
+        ],
+        not_null={"project_id", "annotator", "output", "edited"},
+        defaults={"status": "pending"},
+    )
+    _t(db, "edit").create_index(["project_id", "annotator"])
+
+    _t(db, "preference").create(
+        {
+            "id": int,
+            "project_id": int,
+            "annotator": str,
+            "text": str,
+            "count": int,
+            "pinned": int,
+            "deleted": int,
+            "source": str,  # edit | comparison | user
+            **now,
+            "updated_at": str,
+        },
+        pk="id",
+        foreign_keys=[("project_id", "project", "id")],
+        not_null={"project_id", "annotator", "text"},
+        defaults={"count": 1, "pinned": 0, "deleted": 0, "source": "edit"},
+    )
+    _t(db, "preference").create_index(["project_id", "annotator"])
+
+    # One row per CIPHER round: the context it saw and the preference it stored for it. These row
+    # ids are the FAISS ids of the Edit engine's index.
+    _t(db, "memory").create(
+        {
+            "id": int,
+            "project_id": int,
+            "annotator": str,
+            "input_id": int,
+            "embedding_id": int,
+            "preference_id": int,
+            "edit_id": int,
+            "comparison_id": int,
+            **now,
+        },
+        pk="id",
+        foreign_keys=[
+            ("project_id", "project", "id"),
+            ("input_id", "input", "id"),
+            ("embedding_id", "embedding", "id"),
+            ("preference_id", "preference", "id"),
+            ("edit_id", "edit", "id"),
+            ("comparison_id", "comparison", "id"),
+        ],
+        not_null={"project_id", "annotator", "embedding_id"},
+    )
+    _t(db, "memory").create_index(["project_id", "annotator"])
+
+    # Opaque engine state (e.g. the Compare engine's utility network), so that a restart resumes.
+    _t(db, "engine_state").create(
+        {
+            "id": int,
+            "project_id": int,
+            "engine": str,
+            "annotator": str,
+            "state": bytes,
+            "meta": str,
+            "updated_at": str,
+        },
+        pk="id",
+        foreign_keys=[("project_id", "project", "id")],
+        not_null={"project_id", "engine", "annotator"},
+    )
+    _t(db, "engine_state").create_index(["project_id", "engine", "annotator"], unique=True)
