@@ -1,0 +1,97 @@
+"""Project-level services: create with a validated template, resolve by name or id, samples."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from promptopt.generation import validate_template
+from storage import NotFoundError, Store, ValidationError
+from storage.models import Project
+
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+SAMPLES_DIR = ASSETS / "samples"
+
+
+def create_project(
+    store: Store,
+    name: str,
+    template: str,
+    task: str = "",
+    generator_model: str | None = None,
+    optimizer_model: str | None = None,
+    inputs: Iterable[str] = (),
+    settings: dict[str, Any] | None = None,
+    examples: list[dict[str, str]] | None = None,
+) -> Project:
+    """A project with its base prompt in the pool (origin "base") and promoted, in one step."""
+    validate_template(template)
+    merged = dict(settings or {})
+    if examples:
+        merged["examples"] = examples
+    with store.transaction():
+        project = store.projects.create(
+            name,
+            template,
+            task=task,
+            generator_model=generator_model,
+            optimizer_model=optimizer_model,
+            settings=merged,
+        )
+        base = store.prompts.add(project.id, template, "base")
+        project = store.projects.update(project.id, prompt_id=base.id)
+        store.inputs.add_many(project.id, list(inputs), source="created")
+    return project
+
+
+def resolve_project(store: Store, name_or_id: str | int) -> Project:
+    """By exact name first, then by numeric id; a miss lists the projects that exist."""
+    text = str(name_or_id).strip()
+    project = store.projects.find(text)
+    if project is not None:
+        return project
+    if text.isdigit():
+        try:
+            return store.projects.get(int(text))
+        except NotFoundError:
+            pass
+    names = ", ".join(repr(p.name) for p in store.projects.list()) or "none yet"
+    raise NotFoundError(f"No project {text!r}. Projects: {names}. Create one in the app first.")
+
+
+def _sample_files() -> dict[str, Path]:
+    return {p.stem: p for p in sorted(SAMPLES_DIR.glob("*.json"))}
+
+
+def samples() -> dict[str, str]:
+    """Sample id -> one-line description."""
+    out: dict[str, str] = {}
+    for key, path in _sample_files().items():
+        data = json.loads(path.read_text(encoding="utf-8"))
+        out[key] = f"{data['name']}: {data.get('description', '')}"
+    return out
+
+
+SAMPLES = samples()
+
+
+def load_sample(store: Store, sample: str) -> Project:
+    """Create the sample project (or open it when it already exists)."""
+    files = _sample_files()
+    if sample not in files:
+        raise ValidationError(f"No sample {sample!r}; choose one of {', '.join(files)}.")
+    data = json.loads(files[sample].read_text(encoding="utf-8"))
+    existing = store.projects.find(data["name"])
+    if existing is not None:
+        return existing
+    return create_project(
+        store,
+        data["name"],
+        data["template"],
+        task=data.get("task", ""),
+        inputs=data.get("inputs", []),
+        examples=data.get("examples") or None,
+        settings={"source": data.get("source", "")},
+    )
