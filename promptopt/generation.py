@@ -43,8 +43,7 @@ def build_messages(
     system_parts = [system] if system else []
     if preference and preference.strip():
         system_parts.append(
-            "Write the response so that it follows this user's preferences: "
-            f"{preference.strip()}"
+            f"Write the response so that it follows this user's preferences: {preference.strip()}"
         )
     messages: list[dict[str, str]] = []
     if system_parts:

@@ -77,19 +77,24 @@ class ProjectRepo(_Repo):
             raise ValidationError(f"A project named {name!r} already exists; pick another name.")
         now = utcnow()
         with self.database.transaction() as db:
-            row_id = db.table("project").insert(
-                {
-                    "name": name,
-                    "template": template,
-                    "task": task,
-                    "generator_model": generator_model,
-                    "optimizer_model": optimizer_model,
-                    "settings": _json(settings or {}),
-                    "created_at": now,
-                    "updated_at": now,
-                }
-            ).last_pk
-        return self.get(int(row_id))
+            row_id = (
+                db.table("project")
+                .insert(
+                    {
+                        "name": name,
+                        "template": template,
+                        "task": task,
+                        "generator_model": generator_model,
+                        "optimizer_model": optimizer_model,
+                        "settings": _json(settings or {}),
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                )
+                .last_pk
+                or 0
+            )
+        return self.get(int(row_id or 0))
 
     def get(self, project_id: int) -> Project:
         return from_row(Project, self._one("project", project_id))
@@ -170,6 +175,7 @@ class InputRepo(_Repo):
                                 "created_at": now,
                             }
                         ).last_pk
+                        or 0
                     )
                 )
         return ids
@@ -207,18 +213,23 @@ class PromptRepo(_Repo):
         if not text or not text.strip():
             raise ValidationError("A prompt cannot be empty.")
         with self.database.transaction() as db:
-            row_id = db.table("prompt").insert(
-                {
-                    "project_id": project_id,
-                    "text": text,
-                    "origin": origin,
-                    "parent_id": parent_id,
-                    "meta": _json(meta or {}),
-                    "active": 1,
-                    "created_at": utcnow(),
-                }
-            ).last_pk
-        return self.get(int(row_id))
+            row_id = (
+                db.table("prompt")
+                .insert(
+                    {
+                        "project_id": project_id,
+                        "text": text,
+                        "origin": origin,
+                        "parent_id": parent_id,
+                        "meta": _json(meta or {}),
+                        "active": 1,
+                        "created_at": utcnow(),
+                    }
+                )
+                .last_pk
+                or 0
+            )
+        return self.get(int(row_id or 0))
 
     def get(self, prompt_id: int) -> Prompt:
         return from_row(Prompt, self._one("prompt", prompt_id))
@@ -284,6 +295,7 @@ class CallRepo(_Repo):
                     }
                 )
                 .last_pk
+                or 0
             )
 
     def cached_output(self, cache_key: str) -> LLMCall | None:
@@ -330,24 +342,29 @@ class ComparisonRepo(_Repo):
         if left not in (None, "a", "b"):
             raise ValidationError("left must be 'a' or 'b'.")
         with self.database.transaction() as db:
-            row_id = db.table("comparison").insert(
-                {
-                    "project_id": project_id,
-                    "input_id": input_id,
-                    "prompt_a_id": prompt_a_id,
-                    "prompt_b_id": prompt_b_id,
-                    "output_a": output_a,
-                    "output_b": output_b,
-                    "left": left,
-                    "verdict": verdict,
-                    "annotator": annotator,
-                    "comment": comment or "",
-                    "source": source,
-                    "meta": _json(meta or {}),
-                    "created_at": utcnow(),
-                }
-            ).last_pk
-        return self.get(int(row_id))
+            row_id = (
+                db.table("comparison")
+                .insert(
+                    {
+                        "project_id": project_id,
+                        "input_id": input_id,
+                        "prompt_a_id": prompt_a_id,
+                        "prompt_b_id": prompt_b_id,
+                        "output_a": output_a,
+                        "output_b": output_b,
+                        "left": left,
+                        "verdict": verdict,
+                        "annotator": annotator,
+                        "comment": comment or "",
+                        "source": source,
+                        "meta": _json(meta or {}),
+                        "created_at": utcnow(),
+                    }
+                )
+                .last_pk
+                or 0
+            )
+        return self.get(int(row_id or 0))
 
     def get(self, comparison_id: int) -> Comparison:
         return from_row(Comparison, self._one("comparison", comparison_id))
@@ -355,7 +372,8 @@ class ComparisonRepo(_Repo):
     def list(
         self, project_id: int, annotator: str | None = None, source: str | None = None
     ) -> list[Comparison]:
-        sql, params = "SELECT * FROM comparison WHERE project_id = ?", [project_id]
+        sql = "SELECT * FROM comparison WHERE project_id = ?"
+        params: list[Any] = [project_id]
         if annotator is not None:
             sql += " AND annotator = ?"
             params.append(annotator)
@@ -384,22 +402,27 @@ class EditRepo(_Repo):
         status: str = "pending",
     ) -> Edit:
         with self.database.transaction() as db:
-            row_id = db.table("edit").insert(
-                {
-                    "project_id": project_id,
-                    "input_id": input_id,
-                    "prompt_id": prompt_id,
-                    "annotator": annotator,
-                    "output": output,
-                    "edited": edited,
-                    "word_distance": word_distance,
-                    "char_distance": char_distance,
-                    "applied_preference": applied_preference,
-                    "status": status,
-                    "created_at": utcnow(),
-                }
-            ).last_pk
-        return self.get(int(row_id))
+            row_id = (
+                db.table("edit")
+                .insert(
+                    {
+                        "project_id": project_id,
+                        "input_id": input_id,
+                        "prompt_id": prompt_id,
+                        "annotator": annotator,
+                        "output": output,
+                        "edited": edited,
+                        "word_distance": word_distance,
+                        "char_distance": char_distance,
+                        "applied_preference": applied_preference,
+                        "status": status,
+                        "created_at": utcnow(),
+                    }
+                )
+                .last_pk
+                or 0
+            )
+        return self.get(int(row_id or 0))
 
     def get(self, edit_id: int) -> Edit:
         return from_row(Edit, self._one("edit", edit_id))
@@ -413,7 +436,8 @@ class EditRepo(_Repo):
     def list(
         self, project_id: int, annotator: str | None = None, status: str | None = None
     ) -> list[Edit]:
-        sql, params = "SELECT * FROM edit WHERE project_id = ?", [project_id]
+        sql = "SELECT * FROM edit WHERE project_id = ?"
+        params: list[Any] = [project_id]
         if annotator is not None:
             sql += " AND annotator = ?"
             params.append(annotator)
@@ -435,20 +459,25 @@ class PreferenceRepo(_Repo):
     ) -> Preference:
         now = utcnow()
         with self.database.transaction() as db:
-            row_id = db.table("preference").insert(
-                {
-                    "project_id": project_id,
-                    "annotator": annotator,
-                    "text": text,
-                    "count": 1,
-                    "pinned": int(pinned),
-                    "deleted": 0,
-                    "source": source,
-                    "created_at": now,
-                    "updated_at": now,
-                }
-            ).last_pk
-        return self.get(int(row_id))
+            row_id = (
+                db.table("preference")
+                .insert(
+                    {
+                        "project_id": project_id,
+                        "annotator": annotator,
+                        "text": text,
+                        "count": 1,
+                        "pinned": int(pinned),
+                        "deleted": 0,
+                        "source": source,
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                )
+                .last_pk
+                or 0
+            )
+        return self.get(int(row_id or 0))
 
     def get(self, preference_id: int) -> Preference:
         return from_row(Preference, self._one("preference", preference_id))
@@ -512,6 +541,7 @@ class EmbeddingRepo(_Repo):
                     }
                 )
                 .last_pk
+                or 0
             )
 
     def lookup(self, model: str, text: str) -> np.ndarray | None:
@@ -546,19 +576,24 @@ class MemoryRepo(_Repo):
         comparison_id: int | None = None,
     ) -> MemoryItem:
         with self.database.transaction() as db:
-            row_id = db.table("memory").insert(
-                {
-                    "project_id": project_id,
-                    "annotator": annotator,
-                    "embedding_id": embedding_id,
-                    "input_id": input_id,
-                    "preference_id": preference_id,
-                    "edit_id": edit_id,
-                    "comparison_id": comparison_id,
-                    "created_at": utcnow(),
-                }
-            ).last_pk
-        return self.get(int(row_id))
+            row_id = (
+                db.table("memory")
+                .insert(
+                    {
+                        "project_id": project_id,
+                        "annotator": annotator,
+                        "embedding_id": embedding_id,
+                        "input_id": input_id,
+                        "preference_id": preference_id,
+                        "edit_id": edit_id,
+                        "comparison_id": comparison_id,
+                        "created_at": utcnow(),
+                    }
+                )
+                .last_pk
+                or 0
+            )
+        return self.get(int(row_id or 0))
 
     def get(self, memory_id: int) -> MemoryItem:
         return from_row(MemoryItem, self._one("memory", memory_id))

@@ -59,7 +59,7 @@ class VectorIndex:
 
     def remove(self, ids: list[int]) -> None:
         with self._lock:
-            self._index.remove_ids(np.asarray(ids, dtype=np.int64))
+            self._index.remove_ids(np.asarray(ids, dtype=np.int64))  # type: ignore[arg-type]
 
     def search(self, query: np.ndarray, k: int) -> list[list[Hit]]:
         """Top-k by inner product for each query row; FAISS's -1 padding is dropped."""
