@@ -1,0 +1,399 @@
+"""The Edit engine (after CIPHER): learn a user's latent preferences from the edits they make.
+
+One round: ``prepare`` embeds the input, retrieves the k most similar past contexts of this
+annotator and condenses their preference phrases into one (plus the pinned ones); the caller
+streams ``generate``; ``submit`` (or ``accept``) stores the edit first, then infers the
+preference behind it. Every round adds one memory item. See docs/engine-api.md for the contract.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from promptopt.edit.distance import char_distance, word_distance, words
+from promptopt.edit.memory import ContextMemory
+from promptopt.edit.prompts import (
+    MAX_PHRASE_CHARS,
+    clean_phrase,
+    condense_messages,
+    infer_messages,
+    join_phrases,
+)
+from promptopt.embeddings import Embedder
+from promptopt.generation import GenerationSettings, build_messages
+from promptopt.llm import CallContext, GenerationParams, LLMClient, LLMError, StreamingResponse
+from promptopt.llm import default_model as _default_model
+from storage import Store, ValidationError
+from storage.models import Edit, Input, Preference, Project
+
+log = logging.getLogger("promptopt.edit")
+
+# Cosine similarity below which a past context is not a neighbour. Measured with MiniLM on the
+# benchmark's three document kinds (`promptopt bench edit --similarity`): same-kind pairs have a
+# median cosine of about 0.2 and cross-kind pairs about 0.0; see the README's Edit section.
+DEFAULT_THRESHOLD = 0.1
+
+META_PARAMS = GenerationParams(temperature=0.0, max_tokens=48)
+
+
+@dataclass
+class Draft:
+    project_id: int
+    annotator: str
+    input: Input
+    prompt_text: str
+    preference: str  # everything generation is told: the condensed phrase plus pinned ones
+    applied: list[Preference]  # retrieved + pinned
+    neighbours: list[tuple[int, float]]  # (memory id, cosine), best first
+    messages: list[dict[str, str]]
+    prompt_id: int | None = None
+    learned: str = ""  # the condensed neighbours' phrase alone: what accepting stores
+    embedding_id: int | None = None
+    vector: Any = field(default=None, repr=False)  # the input's embedding (numpy, 1-D)
+
+
+@dataclass
+class EditResult:
+    edit: Edit
+    word_distance: int
+    char_distance: int
+    inferred: str | None
+    status: str  # "done" | "pending" | "accepted"
+
+
+@dataclass
+class ProfileEntry:
+    preference: Preference
+    sources: int  # memory items (rounds) that stored this phrase
+
+
+class EditService:
+    """Thread-safe; per-user state lives in SQLite and in per-(project, annotator) indexes."""
+
+    def __init__(
+        self,
+        store: Store,
+        client: LLMClient,
+        embedder: Embedder,
+        *,
+        k: int = 5,
+        threshold: float = DEFAULT_THRESHOLD,
+        seed: int = 0,
+        meta_model: str | None = None,
+    ) -> None:
+        if k < 1:
+            raise ValidationError("k must be at least 1 (k = 1 is CIPHER-1).")
+        self.store = store
+        self.client = client
+        self.embedder = embedder
+        self.k = k
+        self.threshold = threshold
+        self.seed = seed
+        self.meta_model = meta_model
+        self.memory = ContextMemory(store, embedder)
+        self.meta_tokens: Counter[str] = Counter()  # tokens of this engine's own LLM calls
+        self._tokens_lock = threading.Lock()
+
+    # -- one round ---------------------------------------------------------------------------
+    def prepare(self, project_id: int, annotator: str, input_id: int) -> Draft:
+        project = self.store.projects.get(project_id)
+        item = self.store.inputs.get(input_id)
+        if item.project_id != project_id:
+            raise ValidationError(f"Input {input_id} belongs to another project.")
+        prompt_text, prompt_id = self._current_prompt(project)
+        embedding_id, vector = self.memory.embed(item.text)
+        found = self.memory.nearest(project_id, annotator, vector, self.k, self.threshold)
+
+        retrieved: list[Preference] = []
+        for neighbour in found:
+            if neighbour.preference_id is None:
+                continue  # a round whose inference is still pending, or accepted with no phrase
+            pref = self.store.preferences.get(neighbour.preference_id)
+            if pref.deleted or not pref.text.strip():
+                continue
+            if all(p.id != pref.id for p in retrieved):
+                retrieved.append(pref)
+        learned = self._condense(project, [p.text for p in retrieved])
+
+        pinned = [
+            p
+            for p in self.store.preferences.list(project_id, annotator)
+            if p.pinned and all(p.id != r.id for r in retrieved)
+        ]
+        preference = join_phrases([learned, *(p.text for p in pinned)])
+        return Draft(
+            project_id=project_id,
+            annotator=annotator,
+            input=item,
+            prompt_text=prompt_text,
+            preference=preference,
+            applied=retrieved + pinned,
+            neighbours=[(n.memory_id, n.score) for n in found],
+            messages=build_messages(prompt_text, item.text, preference=preference),
+            prompt_id=prompt_id,
+            learned=learned,
+            embedding_id=embedding_id,
+            vector=vector,
+        )
+
+    def generate(self, draft: Draft) -> StreamingResponse:
+        settings = GenerationSettings.from_project(self.store.projects.get(draft.project_id))
+        return self.client.stream(
+            draft.messages,
+            model=settings.model,
+            params=settings.params(),
+            context=CallContext(purpose="generate", project_id=draft.project_id),
+            use_cache=True,
+            api_base=settings.api_base,
+        )
+
+    def submit(self, draft: Draft, output: str, edited: str, annotator: str) -> EditResult:
+        """Store the edit (and its comparison) first, then learn from it."""
+        if annotator != draft.annotator:
+            raise ValidationError(
+                f"This draft was prepared for {draft.annotator!r}, not {annotator!r}; "
+                "prepare a new draft for this annotator."
+            )
+        output, edited = output or "", edited or ""
+        if not edited.strip() and output.strip():
+            raise ValidationError(
+                "The edited text is empty. Type the text you want, or accept the output as it is."
+            )
+        # Whitespace-only changes cost no words and reveal no preference: treat as accepted.
+        changed = words(output) != words(edited)
+        wd, cd = word_distance(output, edited), char_distance(output, edited)
+        with self.store.transaction():
+            edit = self.store.edits.add(
+                project_id=draft.project_id,
+                annotator=annotator,
+                output=output,
+                edited=edited,
+                input_id=draft.input.id,
+                prompt_id=draft.prompt_id,
+                word_distance=wd,
+                char_distance=cd,
+                applied_preference=draft.preference,
+                status="pending" if changed else "accepted",
+            )
+            comparison_id = None
+            if changed:
+                comparison_id = self.store.comparisons.add(
+                    project_id=draft.project_id,
+                    verdict="b",  # b (the user's edit) beats a (the model's output)
+                    annotator=annotator,
+                    input_id=draft.input.id,
+                    prompt_a_id=draft.prompt_id,
+                    prompt_b_id=draft.prompt_id,
+                    output_a=output,
+                    output_b=edited,
+                    source="edit",
+                    meta={"edit_id": edit.id},
+                ).id
+                edit = self.store.edits.update(edit.id, comparison_id=comparison_id)
+            preference_id = None
+            if not changed and draft.learned:
+                # The reference stores the phrase that was used when the user accepts.
+                preference_id = self._remember(
+                    draft.project_id, annotator, draft.learned, "accepted"
+                ).id
+
+        vector = draft.vector
+        embedding_id = draft.embedding_id
+        if vector is None or embedding_id is None:
+            embedding_id, vector = self.memory.embed(draft.input.text)
+        memory_id = self.memory.add(
+            draft.project_id,
+            annotator,
+            embedding_id=embedding_id,
+            vector=np.asarray(vector, dtype=np.float32),
+            input_id=draft.input.id,
+            preference_id=preference_id,
+            edit_id=edit.id,
+            comparison_id=comparison_id,
+        )
+        if not changed:
+            return EditResult(edit, wd, cd, None, "accepted")
+        inferred = self._infer(edit, memory_id)
+        return EditResult(
+            self.store.edits.get(edit.id), wd, cd, inferred, "done" if inferred else "pending"
+        )
+
+    def accept(self, draft: Draft, output: str, annotator: str) -> EditResult:
+        return self.submit(draft, output, output, annotator)
+
+    def retry_pending(self, project_id: int, annotator: str) -> int:
+        """Run inference again for edits whose preference is still unknown; returns how many
+        now have one."""
+        waiting = [
+            e
+            for e in self.store.edits.list(project_id, annotator)
+            if e.status in ("pending", "failed")
+        ]
+        if not waiting:
+            return 0
+        by_edit = {
+            m.edit_id: m.id
+            for m in self.store.memory.list(project_id, annotator)
+            if m.edit_id is not None
+        }
+        return sum(1 for e in waiting if self._infer(e, by_edit.get(e.id)) is not None)
+
+    def pending(self, project_id: int, annotator: str) -> list[Edit]:
+        """Edits stored but not yet learned from (the UI shows "preference pending")."""
+        return [
+            e
+            for e in self.store.edits.list(project_id, annotator)
+            if e.status in ("pending", "failed")
+        ]
+
+    # -- the profile -------------------------------------------------------------------------
+    def profile(
+        self, project_id: int, annotator: str, include_deleted: bool = False
+    ) -> list[ProfileEntry]:
+        counts = Counter(
+            m.preference_id
+            for m in self.store.memory.list(project_id, annotator)
+            if m.preference_id is not None
+        )
+        prefs = self.store.preferences.list(project_id, annotator, include_deleted=include_deleted)
+        return [ProfileEntry(p, counts.get(p.id, 0)) for p in prefs]
+
+    def sources(self, pref_id: int) -> list[Edit]:
+        """The edits behind one phrase (its memory items that came from an edit)."""
+        pref = self.store.preferences.get(pref_id)
+        ids = [
+            m.edit_id
+            for m in self.store.memory.list(pref.project_id, pref.annotator)
+            if m.preference_id == pref_id and m.edit_id is not None
+        ]
+        return [self.store.edits.get(i) for i in ids]
+
+    def add_preference(
+        self, project_id: int, annotator: str, text: str, pinned: bool = True
+    ) -> Preference:
+        """A phrase the user types into the profile; pinned by default so it always applies."""
+        phrase = _user_phrase(text)
+        pref = self.store.preferences.find_text(project_id, annotator, phrase)
+        if pref is not None:
+            return self.store.preferences.update(pref.id, pinned=int(pinned), deleted=0)
+        return self.store.preferences.add(
+            project_id=project_id, annotator=annotator, text=phrase, source="user", pinned=pinned
+        )
+
+    def update_preference(
+        self,
+        pref_id: int,
+        text: str | None = None,
+        pinned: bool | None = None,
+        deleted: bool | None = None,
+    ) -> Preference:
+        """Edit, pin/unpin, delete/restore one phrase; the next ``prepare`` sees the change."""
+        fields: dict[str, Any] = {}
+        if text is not None:
+            fields["text"] = _user_phrase(text)
+        if pinned is not None:
+            fields["pinned"] = int(pinned)
+        if deleted is not None:
+            fields["deleted"] = int(deleted)
+        if not fields:
+            return self.store.preferences.get(pref_id)
+        return self.store.preferences.update(pref_id, **fields)
+
+    def effort_curve(self, project_id: int, annotator: str) -> list[int]:
+        return [e.word_distance or 0 for e in self.store.edits.list(project_id, annotator)]
+
+    def close(self) -> None:
+        """Persist the in-process indexes so the next start need not rebuild them."""
+        self.memory.save()
+
+    # -- internals ---------------------------------------------------------------------------
+    def _current_prompt(self, project: Project) -> tuple[str, int | None]:
+        if project.prompt_id is not None:
+            prompt = self.store.prompts.get(project.prompt_id)
+            return prompt.text, prompt.id
+        return project.template, None
+
+    def _meta_model(self, project: Project) -> str:
+        return (
+            self.meta_model
+            or project.optimizer_model
+            or project.generator_model
+            or _default_model()
+        )
+
+    def _meta_call(self, project: Project, messages: list[dict[str, str]], purpose: str) -> str:
+        completion = self.client.complete(
+            messages,
+            model=self._meta_model(project),
+            params=META_PARAMS,
+            context=CallContext(purpose=purpose, project_id=project.id),
+            # Inference is retried on demand, so an earlier (possibly empty) answer must not be
+            # served from the cache; condensing the same phrases twice may reuse the answer.
+            use_cache=purpose == "condense",
+            api_base=(project.settings or {}).get("api_base"),
+        )
+        with self._tokens_lock:
+            self.meta_tokens[purpose] += completion.total_tokens
+        return completion.text
+
+    def _condense(self, project: Project, phrases: list[str]) -> str:
+        distinct = join_phrases(phrases)
+        if not phrases:
+            return ""
+        if self.k == 1 or "; " not in distinct:
+            return phrases[0]  # one neighbour, or all neighbours agree: no LLM call
+        try:
+            phrase = clean_phrase(self._meta_call(project, condense_messages(phrases), "condense"))
+        except Exception as exc:  # any failure: generation must still get the evidence
+            log.warning("condensing preferences failed (%s); using them joined", exc)
+            phrase = ""
+        return phrase or distinct[: MAX_PHRASE_CHARS * 2]
+
+    def _infer(self, edit: Edit, memory_id: int | None) -> str | None:
+        project = self.store.projects.get(edit.project_id)
+        try:
+            phrase = clean_phrase(
+                self._meta_call(
+                    project, infer_messages(edit.output, edit.edited), "infer-preference"
+                )
+            )
+            if not phrase:
+                raise LLMError("The model answered with no preference phrase.")
+        except Exception as exc:  # the edit is already stored; it waits for retry_pending
+            log.warning("preference inference for edit %s failed: %s", edit.id, exc)
+            self.store.edits.update(edit.id, status="pending", error=str(exc)[:500])
+            return None
+        with self.store.transaction():
+            pref = self._remember(edit.project_id, edit.annotator, phrase, "edit")
+            self.store.edits.update(edit.id, inferred_preference=phrase, status="done", error=None)
+            if memory_id is not None:
+                self.store.memory.update(memory_id, preference_id=pref.id)
+        return phrase
+
+    def _remember(self, project_id: int, annotator: str, text: str, source: str) -> Preference:
+        """Merge duplicates: a phrase already in the profile gains a count instead of a row.
+        A phrase the user deleted stays deleted (its count still grows)."""
+        existing = self.store.preferences.find_text(project_id, annotator, text)
+        if existing is not None:
+            return self.store.preferences.increment(existing.id)
+        return self.store.preferences.add(
+            project_id=project_id, annotator=annotator, text=text, source=source
+        )
+
+
+def _user_phrase(text: str) -> str:
+    phrase = " ".join((text or "").split())
+    if not phrase:
+        raise ValidationError("A preference cannot be empty; delete it instead.")
+    if len(phrase) > MAX_PHRASE_CHARS * 2:
+        raise ValidationError(
+            f"A preference is a short phrase (at most {MAX_PHRASE_CHARS * 2} characters); "
+            "shorten it or split it into several."
+        )
+    return phrase
