@@ -1,0 +1,299 @@
+"""Gathering what an export needs from storage: the best prompt, the leaderboard, the learned
+preferences with their context vectors, and provenance.
+
+Every exporter reads one ``ExportData``, so all formats agree on which prompt is "best" and which
+preferences apply. The Compare engine's leaderboard is used when a service is passed in (the UI
+has one); otherwise win rates are computed from the stored comparisons, which needs no model.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from storage import Store
+from storage.models import Comparison, Edit, Preference, Project, Prompt
+
+log = logging.getLogger("promptopt.export")
+
+# Static formats (Markdown, OpenAI, llm, promptfoo) cannot retrieve per input, so they carry the
+# pinned preferences and the most supported learned ones, capped so the prompt stays readable.
+STATIC_PREFERENCE_LIMIT = 8
+LEADERBOARD_LIMIT = 20
+# Retrieval defaults written into bundles when the Edit engine does not publish its own.
+DEFAULT_K = 5
+DEFAULT_THRESHOLDS = {"all-MiniLM-L6-v2": 0.45}
+FALLBACK_THRESHOLD = 0.5
+
+
+@dataclass
+class RankedPrompt:
+    prompt: Prompt
+    utility: float | None
+    win_rate: float | None
+    votes: int
+    wins: float
+
+
+@dataclass
+class ContextVector:
+    preference_id: int
+    vector: np.ndarray
+
+
+@dataclass
+class ExportData:
+    project: Project
+    annotator: str | None
+    best: Prompt
+    best_reason: str  # "promoted" | "compare" | "win-rate" | "base"
+    leaderboard: list[RankedPrompt]
+    preferences: list[Preference]  # pinned first, then by support
+    contexts: list[ContextVector]
+    embedding_model: str | None
+    comparisons: list[Comparison]
+    edits: list[Edit]
+    exported_at: str
+    k: int = DEFAULT_K
+    threshold: float = FALLBACK_THRESHOLD
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def votes(self) -> int:
+        return sum(1 for c in self.comparisons if c.source != "edit")
+
+    def static_preferences(self) -> list[Preference]:
+        pinned = [p for p in self.preferences if p.pinned]
+        others = [p for p in self.preferences if not p.pinned]
+        room = max(0, STATIC_PREFERENCE_LIMIT - len(pinned))
+        return pinned + others[:room]
+
+    def static_preference_text(self) -> str:
+        return join_preferences([p.text for p in self.static_preferences()])
+
+
+def join_preferences(texts: Sequence[str]) -> str:
+    """One phrase from several, in order, without repeats (case-insensitive)."""
+    seen: set[str] = set()
+    parts: list[str] = []
+    for text in texts:
+        clean = text.strip().rstrip(".;")
+        if clean and clean.lower() not in seen:
+            seen.add(clean.lower())
+            parts.append(clean)
+    return "; ".join(parts)
+
+
+def collect(
+    store: Store,
+    project_id: int,
+    annotator: str | None = None,
+    *,
+    compare: Any = None,
+    now: _dt.datetime | None = None,
+) -> ExportData:
+    """Everything an exporter needs for one project (and one annotator, or all of them)."""
+    project = store.projects.get(project_id)
+    comparisons = store.comparisons.list(project_id, annotator)
+    edits = store.edits.list(project_id, annotator)
+    notes: list[str] = []
+    leaderboard = _compare_leaderboard(compare, project_id, annotator, notes)
+    if leaderboard is None:
+        leaderboard = win_rate_leaderboard(store.prompts.list(project_id), comparisons)
+    best, reason = _pick_best(store, project, leaderboard, compare, annotator)
+    preferences = _preferences(store, project_id, annotator)
+    contexts, model = _contexts(store, project_id, annotator, preferences, notes)
+    k, threshold = _retrieval_settings(model)
+    stamp = (now or _dt.datetime.now(_dt.UTC)).isoformat(timespec="seconds")
+    return ExportData(
+        project=project,
+        annotator=annotator,
+        best=best,
+        best_reason=reason,
+        leaderboard=leaderboard[:LEADERBOARD_LIMIT],
+        preferences=preferences,
+        contexts=contexts,
+        embedding_model=model,
+        comparisons=comparisons,
+        edits=edits,
+        exported_at=stamp,
+        k=k,
+        threshold=threshold,
+        notes=notes,
+    )
+
+
+def win_rate_leaderboard(
+    prompts: Sequence[Prompt], comparisons: Sequence[Comparison]
+) -> list[RankedPrompt]:
+    """Prompts ranked by smoothed win rate over votes (ties count half, "both bad" as a loss).
+
+    The smoothing ((wins + 1) / (games + 2)) keeps a prompt with one lucky win from outranking
+    one with a long record; the reported win rate is the raw one.
+    """
+    wins: dict[int, float] = {p.id: 0.0 for p in prompts}
+    games: dict[int, int] = {p.id: 0 for p in prompts}
+    for c in comparisons:
+        a, b = c.prompt_a_id, c.prompt_b_id
+        if c.source == "edit" or a is None or b is None or a == b:
+            continue
+        if c.verdict not in ("a", "b", "tie", "both_bad"):
+            continue
+        for pid in (a, b):
+            games[pid] = games.get(pid, 0) + 1
+            wins.setdefault(pid, 0.0)
+        if c.verdict == "a":
+            wins[a] += 1.0
+        elif c.verdict == "b":
+            wins[b] += 1.0
+        elif c.verdict == "tie":
+            wins[a] += 0.5
+            wins[b] += 0.5
+    rows = [
+        RankedPrompt(
+            prompt=p,
+            utility=None,
+            win_rate=(wins[p.id] / games[p.id]) if games[p.id] else None,
+            votes=games[p.id],
+            wins=wins[p.id],
+        )
+        for p in prompts
+    ]
+    rows.sort(key=lambda r: (-(r.wins + 1.0) / (r.votes + 2.0), -r.votes, r.prompt.id))
+    return rows
+
+
+def _compare_leaderboard(
+    compare: Any, project_id: int, annotator: str | None, notes: list[str]
+) -> list[RankedPrompt] | None:
+    if compare is None or annotator is None:
+        return None
+    try:
+        rows = compare.leaderboard(project_id, annotator)
+    except Exception as exc:  # the engine is optional here: win rates still make an export
+        log.warning("Compare leaderboard unavailable (%s); using win rates", exc)
+        notes.append(f"Leaderboard from win rates (the Compare engine failed: {exc}).")
+        return None
+    return [
+        RankedPrompt(
+            prompt=r.prompt,
+            utility=float(r.utility),
+            win_rate=r.win_rate,
+            votes=int(r.votes),
+            wins=float(r.wins),
+        )
+        for r in rows
+    ]
+
+
+def _pick_best(
+    store: Store,
+    project: Project,
+    leaderboard: list[RankedPrompt],
+    compare: Any,
+    annotator: str | None,
+) -> tuple[Prompt, str]:
+    promoted = store.prompts.get(project.prompt_id) if project.prompt_id else None
+    # A new project promotes its base prompt automatically; only a promotion of another prompt
+    # is the user's choice, and that choice wins over any estimate.
+    if promoted is not None and promoted.origin != "base":
+        return promoted, "promoted"
+    if compare is not None and annotator is not None:
+        try:
+            report = compare.best(project.id, annotator)
+        except Exception as exc:
+            log.warning("Compare best() unavailable (%s); using win rates", exc)
+            report = None
+        if report is not None:
+            return report.prompt, "compare"
+    if leaderboard and leaderboard[0].votes > 0:
+        return leaderboard[0].prompt, "win-rate"
+    if promoted is not None:
+        return promoted, "base"
+    base = Prompt(id=0, project_id=project.id, text=project.template, origin="base")
+    return base, "base"
+
+
+def _preferences(store: Store, project_id: int, annotator: str | None) -> list[Preference]:
+    if annotator is not None:
+        return store.preferences.list(project_id, annotator)
+    # Preferences are stored per annotator; the annotators of a project are those who gave it
+    # feedback.
+    annotators = sorted(
+        {c.annotator for c in store.comparisons.list(project_id)}
+        | {e.annotator for e in store.edits.list(project_id)}
+    )
+    merged: list[Preference] = []
+    for name in annotators:
+        merged.extend(store.preferences.list(project_id, name))
+    merged.sort(key=lambda p: (-p.pinned, -p.count, p.id))
+    return merged
+
+
+def _contexts(
+    store: Store,
+    project_id: int,
+    annotator: str | None,
+    preferences: list[Preference],
+    notes: list[str],
+) -> tuple[list[ContextVector], str | None]:
+    live = {p.id for p in preferences}
+    annotators = (
+        [annotator] if annotator is not None else sorted({p.annotator for p in preferences})
+    )
+    items = [
+        m
+        for name in annotators
+        for m in store.memory.list(project_id, name)
+        if m.preference_id is not None and m.preference_id in live
+    ]
+    if not items:
+        return [], None
+    models: dict[int, str] = {}
+    for m in items:
+        models[m.embedding_id] = _embedding_model(store, m.embedding_id)
+    # Vectors of different models cannot be compared; keep the model most of the memory uses.
+    counts: dict[str, int] = {}
+    for m in items:
+        counts[models[m.embedding_id]] = counts.get(models[m.embedding_id], 0) + 1
+    model = max(counts, key=lambda name: (counts[name], name))
+    if len(counts) > 1:
+        notes.append(
+            f"Kept {counts[model]} context vectors of {model}; dropped "
+            f"{len(items) - counts[model]} made with other embedding models."
+        )
+    vectors = store.embeddings.get_many(
+        [m.embedding_id for m in items if models[m.embedding_id] == model]
+    )
+    contexts = [
+        ContextVector(preference_id=int(m.preference_id), vector=vectors[m.embedding_id])
+        for m in items
+        if models[m.embedding_id] == model and m.preference_id is not None
+    ]
+    return contexts, model
+
+
+def _embedding_model(store: Store, embedding_id: int) -> str:
+    # EmbeddingRepo exposes vectors but not the model column; the row helper is the one read
+    # path storage offers for it (asked the lead for a public accessor).
+    row = store.embeddings._one("embedding", embedding_id)
+    return str(row["model"])
+
+
+def _retrieval_settings(model: str | None) -> tuple[int, float]:
+    """k and the similarity threshold of the Edit engine, or ours when it publishes none."""
+    k, threshold = DEFAULT_K, DEFAULT_THRESHOLDS.get(model or "", FALLBACK_THRESHOLD)
+    try:
+        from promptopt.edit import service as edit_service
+    except ImportError:
+        return k, threshold
+    k = int(getattr(edit_service, "DEFAULT_K", k))
+    published = getattr(edit_service, "DEFAULT_THRESHOLD", None)
+    if isinstance(published, int | float):
+        threshold = float(published)
+    return k, threshold
