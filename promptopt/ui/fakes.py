@@ -1,0 +1,60 @@
+"""A deterministic stand-in model for tests, benchmarks and demos of the app without any LLM.
+
+Its replies depend on the request (not on call order), so two prompts give visibly different
+outputs on the same input and a request always gets the same reply. It is registered through
+the same factory as real backends (``create_client(fake=...)``) and every call is logged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+from promptopt.llm import FakeLLM
+from promptopt.llm.base import LLMRequest
+
+STYLES = [
+    "In short:",
+    "Key points:",
+    "Summary:",
+    "Briefly,",
+    "Main idea:",
+    "Here is the gist:",
+]
+PREFERENCES = [
+    "short sentences, plain words",
+    "bullet points, no filler",
+    "friendly tone, one paragraph",
+    "formal register, complete sentences",
+]
+
+
+def _digest(text: str) -> int:
+    return int.from_bytes(hashlib.sha1(text.encode("utf-8")).digest()[:4], "little")
+
+
+def reply(request: LLMRequest) -> str:
+    """Answer by what the request asks for: a preference phrase, prompt proposals, or an output."""
+    messages = request.messages
+    last = messages[-1]["content"] if messages else ""
+    everything = "\n".join(m["content"] for m in messages)
+    lowered = everything.lower()
+    h = _digest(everything)
+    if "{input}" in everything and "prompt" in lowered:
+        # Proposal requests show prompt templates; answer with new ones, one per line.
+        return "\n".join(
+            f"{STYLES[(h + i) % len(STYLES)]} rewrite the text below as asked.\n\n{{input}}"
+            for i in range(4)
+        )
+    if "preference" in lowered and ("revised" in lowered or "edit" in lowered):
+        return PREFERENCES[h % len(PREFERENCES)]
+    if "condense" in lowered or "summarize these preferences" in lowered:
+        return PREFERENCES[h % len(PREFERENCES)]
+    words = re.findall(r"\S+", last)
+    length = 12 + h % 18
+    start = h % max(1, len(words) - length) if len(words) > length else 0
+    return f"{STYLES[h % len(STYLES)]} " + " ".join(words[start : start + length])
+
+
+def demo_fake_llm(delay_s: float = 0.0) -> FakeLLM:
+    return FakeLLM(default=reply, delay_s=delay_s)

@@ -1,0 +1,152 @@
+"""Producing duels for the Compare screen ahead of time.
+
+While the user reads a pair, the next one (its duel and both outputs) is already being generated
+on a per-session worker thread, so a vote shows the next pair without waiting for the LLM. The
+worker streams into a ``PendingPair``; the page polls it, so a pair that is not finished yet still
+appears token by token. One worker thread per session keeps a session's LLM work in order and
+never lets one user's generations hold up another's.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from promptopt.generation import GenerationSettings, generate
+from promptopt.llm import LLMClient
+from storage import Store
+
+POLL_S = 0.03
+
+
+@dataclass
+class PendingPair:
+    project_id: int
+    annotator: str
+    duel: Any = None
+    left: list[str] = field(default_factory=list)
+    right: list[str] = field(default_factory=list)
+    error: str | None = None
+    done: threading.Event = field(default_factory=threading.Event)
+    started: float = field(default_factory=time.perf_counter)
+
+    def texts(self) -> tuple[str, str]:
+        return "".join(self.left), "".join(self.right)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return self.done.wait(timeout)
+
+
+@dataclass
+class _Session:
+    executor: ThreadPoolExecutor
+    prefetched: PendingPair | None = None
+
+
+class PairProducer:
+    """Per-session workers that make duels. ``describe_error`` turns an exception into text."""
+
+    def __init__(
+        self,
+        store: Store,
+        client: LLMClient,
+        compare: Callable[[], Any],
+        describe_error: Callable[[BaseException], str],
+        max_sessions: int = 256,
+    ) -> None:
+        self.store = store
+        self.client = client
+        self._compare = compare
+        self._describe = describe_error
+        self._sessions: dict[str, _Session] = {}
+        self._lock = threading.Lock()
+        self.max_sessions = max_sessions
+
+    def _session(self, session_id: str) -> _Session:
+        with self._lock:
+            session = self._sessions.get(session_id)
+            if session is None:
+                if len(self._sessions) >= self.max_sessions:
+                    # Sessions whose page closed without the unload event: drop the oldest.
+                    oldest = next(iter(self._sessions))
+                    self._sessions.pop(oldest).executor.shutdown(wait=False)
+                session = _Session(ThreadPoolExecutor(1, thread_name_prefix="promptopt-pair"))
+                self._sessions[session_id] = session
+            return session
+
+    def start(
+        self, session_id: str, project_id: int, annotator: str, duel: Any = None
+    ) -> PendingPair:
+        """Start making a pair now (or regenerate the outputs of ``duel``, for a retry)."""
+        pending = PendingPair(project_id, annotator, duel=duel)
+        self._session(session_id).executor.submit(self._produce, pending)
+        return pending
+
+    def prefetch(self, session_id: str, project_id: int, annotator: str) -> None:
+        session = self._session(session_id)
+        if session.prefetched is not None and _matches(session.prefetched, project_id, annotator):
+            return
+        session.prefetched = self.start(session_id, project_id, annotator)
+
+    def take(self, session_id: str, project_id: int, annotator: str) -> PendingPair:
+        """The prefetched pair when it fits this project and annotator, else a fresh one."""
+        session = self._session(session_id)
+        pending, session.prefetched = session.prefetched, None
+        if pending is not None and _matches(pending, project_id, annotator):
+            return pending
+        return self.start(session_id, project_id, annotator)
+
+    def discard(self, session_id: str) -> None:
+        """Forget the prefetched pair (the project or the pool changed)."""
+        with self._lock:
+            session = self._sessions.get(session_id)
+        if session is not None:
+            session.prefetched = None
+
+    def drop(self, session_id: str) -> None:
+        with self._lock:
+            session = self._sessions.pop(session_id, None)
+        if session is not None:
+            session.executor.shutdown(wait=False, cancel_futures=True)
+
+    def _produce(self, pending: PendingPair) -> None:
+        try:
+            if pending.duel is None:
+                pending.duel = self._compare().next_duel(pending.project_id, pending.annotator)
+            duel = pending.duel
+            project = self.store.projects.get(pending.project_id)
+            settings = GenerationSettings.from_project(project)
+            first, second = (duel.prompt_a, duel.prompt_b)
+            if duel.left != "a":
+                first, second = second, first
+            for prompt, parts in ((first, pending.left), (second, pending.right)):
+                parts.clear()
+                response = generate(
+                    self.client,
+                    prompt.text,
+                    duel.input.text,
+                    settings,
+                    project_id=pending.project_id,
+                    purpose="compare",
+                )
+                for delta in response:
+                    parts.append(delta)
+                response.completion()  # logs the call
+            left, right = pending.texts()
+            duel.output_a, duel.output_b = (left, right) if duel.left == "a" else (right, left)
+        except Exception as exc:  # shown on the page with a Retry button
+            pending.error = self._describe(exc)
+        finally:
+            pending.done.set()
+
+
+def _matches(pending: PendingPair, project_id: int, annotator: str) -> bool:
+    return (
+        pending.project_id == project_id
+        and pending.annotator == annotator
+        and (pending.error is None or not pending.done.is_set())
+    )

@@ -1,0 +1,121 @@
+"""``promptopt serve`` and ``python app.py``: launch the web app.
+
+Real parts by default: the SQLite store in PROMPTOPT_HOME, the offline default model
+(``local/smollm2``, or PROMPTOPT_MODEL) and the MiniLM embedder. For tests, demos and benchmarks,
+PROMPTOPT_FAKE_LLM=1 answers with a deterministic fake model and PROMPTOPT_EMBEDDER=fake uses
+the hashed fake embedder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
+AUTH_ENV = "PROMPTOPT_AUTH"
+
+
+@dataclass
+class Parts:
+    store: Any
+    client: Any
+    embedder: Any
+
+
+def parse_auth(values: list[str] | None, env: str | None = None) -> list[tuple[str, str]]:
+    """USER:PASS pairs from --auth (repeatable) or PROMPTOPT_AUTH ("u1:p1,u2:p2")."""
+    items = list(values or [])
+    if not items and env:
+        items = [item for item in env.split(",") if item.strip()]
+    pairs: list[tuple[str, str]] = []
+    for item in items:
+        user, sep, password = item.strip().partition(":")
+        if not sep or not user or not password:
+            raise ValueError(f"--auth expects USER:PASS, got {item.strip()!r}.")
+        pairs.append((user, password))
+    return pairs
+
+
+def env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def build_parts(store: Any = None) -> Parts:
+    """Store, client and embedder as the environment asks (fakes for tests and benchmarks)."""
+    from promptopt.embeddings import create_embedder
+    from promptopt.llm import create_client
+    from storage import open_store
+
+    store = store or open_store()
+    if env_flag("PROMPTOPT_FAKE_LLM"):
+        from promptopt.ui.fakes import demo_fake_llm
+
+        # Projects with no model of their own then use the fake (default_model() reads this).
+        os.environ.setdefault("PROMPTOPT_MODEL", "fake")
+        client = create_client(store, fake=demo_fake_llm())
+    else:
+        client = create_client(store)
+    name = os.environ.get("PROMPTOPT_EMBEDDER", "default")
+    if name == "default":
+        print("Loading the embedding model (a few seconds the first time)…", flush=True)
+    return Parts(store, client, create_embedder(name))
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    parser.add_argument(
+        "--auth",
+        action="append",
+        metavar="USER:PASS",
+        help=f"require a login (repeatable); the user name is the annotator. Or set {AUTH_ENV}.",
+    )
+    parser.add_argument(
+        "--annotator", default="you", help="annotator name when there is no login (default: you)"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the engines (default 0)")
+
+
+def host_warning(host: str, auth: list[tuple[str, str]]) -> str | None:
+    if host in LOCAL_HOSTS or auth:
+        return None
+    return (
+        f"WARNING: serving on {host} without a login: anyone who can reach this address can "
+        f"read and change every project. Add --auth USER:PASS (or set {AUTH_ENV})."
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from promptopt.ui.app import build_app, launch_kwargs
+
+    auth = parse_auth(getattr(args, "auth", None), os.environ.get(AUTH_ENV))
+    warning = host_warning(args.host, auth)
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
+    parts = build_parts()
+    demo = build_app(
+        parts.store,
+        parts.client,
+        parts.embedder,
+        annotator_default=args.annotator,
+        auth_enabled=bool(auth),
+        seed=args.seed,
+    )
+    demo.launch(
+        server_name=args.host,
+        server_port=args.port,
+        auth=auth or None,
+        share=False,
+        show_error=True,
+        **launch_kwargs(),
+    )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="app.py", description="Start the promptopt web app.")
+    configure(parser)
+    return run(parser.parse_args(argv))

@@ -1,0 +1,1 @@
+"""One module per tab; each ``build(ctx, state, ...)`` makes its components and wires them."""

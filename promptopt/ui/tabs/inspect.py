@@ -1,0 +1,59 @@
+"""Inspect tab: every LLM call of the project with its full messages, model, tokens, cost and
+latency. Nothing the system sends to a model is hidden."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+
+from promptopt.ui.context import AppContext, user_message
+from promptopt.ui.formatting import CALL_HEADERS, call_detail, call_rows
+from promptopt.ui.state import SessionState
+
+LIMIT = 500
+
+
+def build(ctx: AppContext, state: gr.State) -> dict[str, Any]:
+    with gr.Row():
+        summary = gr.Markdown("", elem_id="inspect-summary")
+        refresh_btn = gr.Button("Refresh", size="sm", elem_id="inspect-refresh", scale=0)
+    table = gr.Dataframe(
+        headers=CALL_HEADERS,
+        value=[],
+        interactive=False,
+        elem_id="inspect-table",
+        label=f"LLM calls of this project, newest first (up to {LIMIT}); click one for details",
+    )
+    detail = gr.JSON(label="Call", elem_id="inspect-detail")
+
+    def refresh(st: SessionState) -> dict[Any, Any]:
+        try:
+            project = ctx.project(st.project_id)
+        except Exception as exc:
+            return {summary: user_message(exc), table: []}
+        calls = ctx.store.calls.list(project.id, limit=LIMIT)
+        tokens = sum((c.prompt_tokens or 0) + (c.completion_tokens or 0) for c in calls)
+        cost = sum(c.cost or 0.0 for c in calls)
+        errors = sum(1 for c in calls if c.error)
+        return {
+            summary: (
+                f"**{len(calls)} calls** · {tokens:,} tokens · ${cost:.4f} · {errors} failed"
+            ),
+            table: call_rows(calls),
+        }
+
+    refresh_btn.click(refresh, [state], [summary, table], api_name="calls")
+
+    def on_select(st: SessionState, evt: gr.SelectData) -> Any:
+        row = evt.row_value or []
+        if not row:
+            return None
+        call = ctx.store.calls.get(int(row[0]))
+        if call.project_id != st.project_id:
+            return None
+        return call_detail(call)
+
+    table.select(on_select, [state], detail)
+
+    return {"refresh": refresh, "refresh_outputs": [summary, table]}

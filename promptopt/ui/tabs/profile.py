@@ -1,0 +1,105 @@
+"""Profile tab: the current annotator's learned preferences; edit, pin, delete and restore."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+
+from promptopt.ui.context import AppContext, user_message
+from promptopt.ui.formatting import PROFILE_HEADERS, profile_rows
+from promptopt.ui.state import SessionState
+from storage import ValidationError
+
+
+def build(ctx: AppContext, state: gr.State) -> dict[str, Any]:
+    gr.Markdown(
+        "What the app has learned about how **you** want outputs written. Click a row to edit "
+        "it; pinned preferences are applied to every output; deleted ones are never used."
+    )
+    with gr.Row():
+        show_deleted = gr.Checkbox(label="Show deleted", value=False)
+        refresh_btn = gr.Button("Refresh", size="sm", elem_id="profile-refresh")
+    table = gr.Dataframe(
+        headers=PROFILE_HEADERS,
+        value=[],
+        interactive=False,
+        wrap=True,
+        elem_id="profile-table",
+        label="Learned preferences",
+    )
+    with gr.Row(equal_height=True):
+        pref_id = gr.Number(label="Preference id", precision=0, scale=1, elem_id="profile-id")
+        text = gr.Textbox(label="Preference text", scale=5, elem_id="profile-text")
+    with gr.Row():
+        save_btn = gr.Button("Save text", variant="primary")
+        pin_btn = gr.Button("Pin")
+        unpin_btn = gr.Button("Unpin")
+        delete_btn = gr.Button("Delete", variant="stop")
+        restore_btn = gr.Button("Restore")
+    status = gr.Markdown("", elem_id="profile-status")
+
+    def rows(st: SessionState, deleted: bool) -> list[list[Any]]:
+        if st.project_id is None:
+            return []
+        return profile_rows(
+            ctx.edit.profile(st.project_id, st.annotator, include_deleted=bool(deleted))
+        )
+
+    def refresh(st: SessionState, deleted: bool = False) -> dict[Any, Any]:
+        try:
+            ctx.project(st.project_id)
+            values = rows(st, deleted)
+        except Exception as exc:
+            return {table: [], status: user_message(exc)}
+        message = "" if values else "No preferences yet: make a few edits in the Edit tab."
+        return {table: values, status: message}
+
+    refresh_btn.click(refresh, [state, show_deleted], [table, status], api_name="profile")
+    show_deleted.change(refresh, [state, show_deleted], [table, status])
+
+    def on_select(evt: gr.SelectData) -> dict[Any, Any]:
+        row = evt.row_value or []
+        if len(row) < 2:
+            return {}
+        return {pref_id: int(row[0]), text: str(row[1])}
+
+    table.select(on_select, None, [pref_id, text])
+
+    def change(**fields: Any) -> Any:
+        def handler(st: SessionState, pid: float | None, body: str, deleted: bool) -> dict:
+            try:
+                project = ctx.project(st.project_id)
+                if pid is None:
+                    raise ValidationError("Click a preference in the table first.")
+                current = ctx.store.preferences.get(int(pid))
+                # One annotator never edits another's profile, even by typing an id.
+                if current.project_id != project.id or current.annotator != st.annotator:
+                    raise ValidationError("That preference belongs to another profile.")
+                values = dict(fields)
+                if "text" in values:
+                    if not body or not body.strip():
+                        raise ValidationError("A preference cannot be empty.")
+                    values["text"] = body.strip()
+                ctx.edit.update_preference(int(pid), **values)
+            except Exception as exc:
+                return {status: user_message(exc)}
+            result = refresh(st, deleted)
+            result[status] = "Saved."
+            return result
+
+        return handler
+
+    inputs = [state, pref_id, text, show_deleted]
+    outputs = [table, status]
+    save_btn.click(change(text=True), inputs, outputs, api_name="profile_save")
+    pin_btn.click(change(pinned=True), inputs, outputs, api_name="profile_pin")
+    unpin_btn.click(change(pinned=False), inputs, outputs, api_name="profile_unpin")
+    delete_btn.click(change(deleted=True), inputs, outputs, api_name="profile_delete")
+    restore_btn.click(change(deleted=False), inputs, outputs, api_name="profile_restore")
+
+    return {
+        "refresh": lambda st: refresh(st, False),
+        "refresh_outputs": [table, status],
+        "show_deleted": show_deleted,
+    }

@@ -1,0 +1,172 @@
+"""Prompts tab: the candidate pool as a leaderboard, own candidates, LLM proposals with progress,
+promotion of a candidate to the project's prompt, and the learning curves."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+import pandas as pd
+
+from promptopt.ui.context import AppContext, user_message
+from promptopt.ui.formatting import LEADERBOARD_HEADERS, escape_md, leaderboard_rows
+from promptopt.ui.state import SessionState
+from storage import ValidationError
+
+
+def utility_frame(history: list[tuple[int, float]]) -> pd.DataFrame:
+    return pd.DataFrame(
+        {"votes": [v for v, _ in history], "utility": [u for _, u in history]},
+        columns=["votes", "utility"],
+    )
+
+
+def effort_frame(curve: list[int]) -> pd.DataFrame:
+    return pd.DataFrame(
+        {"round": list(range(1, len(curve) + 1)), "edit distance": list(curve)},
+        columns=["round", "edit distance"],
+    )
+
+
+def build(ctx: AppContext, state: gr.State) -> dict[str, Any]:
+    best = gr.Markdown("", elem_id="prompts-best")
+    table = gr.Dataframe(
+        headers=LEADERBOARD_HEADERS,
+        value=[],
+        interactive=False,
+        wrap=True,
+        elem_id="prompts-leaderboard",
+        label="Candidate prompts, best first (★ = the project's prompt)",
+    )
+    with gr.Row():
+        refresh_btn = gr.Button("Refresh", size="sm", elem_id="prompts-refresh")
+    with gr.Row(equal_height=True):
+        promote_id = gr.Number(label="Prompt id", precision=0, scale=1)
+        promote_btn = gr.Button("Make it the project's prompt", scale=2, elem_id="prompts-promote")
+    with gr.Row(equal_height=True):
+        own = gr.Textbox(
+            label="Add your own candidate (must contain {input})",
+            lines=3,
+            scale=4,
+            elem_id="prompts-own",
+        )
+        add_btn = gr.Button("Add candidate", scale=1, elem_id="prompts-add")
+    with gr.Row(equal_height=True):
+        n_new = gr.Slider(1, 8, value=4, step=1, label="How many new proposals", scale=3)
+        propose_btn = gr.Button(
+            "Propose new prompts", variant="primary", scale=1, elem_id="prompts-propose"
+        )
+    status = gr.Markdown("", elem_id="prompts-status")
+    with gr.Row():
+        utility_plot = gr.LinePlot(
+            utility_frame([]),
+            x="votes",
+            y="utility",
+            title="Best prompt's estimated utility over votes",
+            height=260,
+        )
+        effort_plot = gr.LinePlot(
+            effort_frame([]),
+            x="round",
+            y="edit distance",
+            title="Your edit distance per round (words)",
+            height=260,
+        )
+
+    def refresh(st: SessionState) -> dict[Any, Any]:
+        try:
+            project = ctx.project(st.project_id)
+            compare = ctx.compare
+            rows = compare.leaderboard(project.id, st.annotator)
+            report = compare.best(project.id, st.annotator)
+            history = compare.utility_history(project.id, st.annotator)
+        except Exception as exc:
+            return {status: user_message(exc), table: []}
+        try:
+            curve = ctx.edit.effort_curve(project.id, st.annotator)
+        except Exception:
+            curve = []  # the Edit engine missing only empties its plot
+        if report is None:
+            best_md = "No best prompt yet: vote on a few pairs in the Compare tab."
+        else:
+            best_md = (
+                f"**Best so far:** prompt #{report.prompt.id}, confidence "
+                f"{report.confidence:.0%} after {report.votes} votes. {escape_md(report.message)}"
+            )
+        return {
+            best: best_md,
+            table: leaderboard_rows(rows, project.prompt_id),
+            utility_plot: utility_frame(history),
+            effort_plot: effort_frame(curve),
+            status: "",
+        }
+
+    outputs = [best, table, utility_plot, effort_plot, status]
+    refresh_btn.click(refresh, [state], outputs, api_name="leaderboard")
+
+    def on_select(evt: gr.SelectData) -> Any:
+        row = evt.row_value or []
+        return int(row[1]) if len(row) > 1 else gr.update()
+
+    table.select(on_select, None, promote_id)
+
+    def on_add(st: SessionState, text: str) -> dict[Any, Any]:
+        try:
+            project = ctx.project(st.project_id)
+            prompt = ctx.compare.add_candidate(project.id, text, origin="user")
+        except Exception as exc:  # the text stays in the box
+            return {status: user_message(exc)}
+        ctx.pairs.discard(st.session_id)
+        result = refresh(st)
+        result.update({status: f"Added as prompt #{prompt.id}.", own: ""})
+        return result
+
+    add_btn.click(on_add, [state, own], [*outputs, own], api_name="add_candidate")
+
+    def on_propose(
+        st: SessionState,
+        n: float,
+        progress: gr.Progress = gr.Progress(),  # noqa: B008
+    ) -> dict[Any, Any]:
+        try:
+            project = ctx.project(st.project_id)
+            progress(0.0, desc="Asking the optimizer model for new prompts")
+            made = ctx.compare.propose(
+                project.id,
+                st.annotator,
+                n=int(n),
+                progress=lambda frac, desc: progress(frac, desc=desc),
+            )
+        except Exception as exc:
+            result = refresh(st)
+            result[status] = f"⚠ {user_message(exc)} Press Propose again to retry."
+            return result
+        ctx.pairs.discard(st.session_id)
+        result = refresh(st)
+        result[status] = f"Added {len(made)} new candidate(s): " + ", ".join(
+            f"#{p.id}" for p in made
+        )
+        return result
+
+    propose_btn.click(on_propose, [state, n_new], outputs, api_name="propose")
+
+    def on_promote(st: SessionState, pid: float | None) -> dict[Any, Any]:
+        try:
+            project = ctx.project(st.project_id)
+            if pid is None:
+                raise ValidationError("Click a row of the leaderboard (or type a prompt id) first.")
+            prompt = ctx.store.prompts.get(int(pid))
+            if prompt.project_id != project.id:
+                raise ValidationError(f"Prompt #{int(pid)} belongs to another project.")
+            ctx.store.projects.update(project.id, prompt_id=prompt.id)
+        except Exception as exc:
+            return {status: user_message(exc)}
+        result = refresh(st)
+        result[status] = (
+            f"Prompt #{prompt.id} is now the project's prompt (Edit and Export use it)."
+        )
+        return result
+
+    promote_btn.click(on_promote, [state, promote_id], outputs, api_name="promote")
+
+    return {"refresh": refresh, "refresh_outputs": outputs}
