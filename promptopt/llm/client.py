@@ -205,7 +205,9 @@ class LLMClient:
                         "Try again in a moment, or pick another model."
                     ) from exc
                 delay = self.backoff_s * (2 ** (attempt - 1)) * (0.5 + random.random() / 2)
-                log.warning("transient error from %s (%s); retry in %.1fs", request.model, exc, delay)
+                log.warning(
+                    "transient error from %s (%s); retry in %.1fs", request.model, exc, delay
+                )
                 if time.monotonic() + delay > deadline:
                     raise LLMTimeoutError(
                         f"{request.model} did not answer within {self.timeout_s:.0f}s "
