@@ -158,7 +158,7 @@ def test_best_is_the_prompt_with_the_best_win_rate(store: Store, sample: Sample)
     data = collect(store, sample.project_id, ANNOTATOR)
     assert data.best.id == sample.winner.id
     assert data.best_reason == "win-rate"
-    assert [r.prompt.id for r in data.leaderboard][0] == sample.winner.id
+    assert data.leaderboard[0].prompt.id == sample.winner.id
     top = data.leaderboard[0]
     assert (top.wins, top.votes, top.win_rate) == (3.0, 3, 1.0)
 
@@ -238,7 +238,12 @@ def test_preferences_pinned_first_deleted_left_out(store: Store, sample: Sample)
     ids = [p.id for p in data.preferences]
     assert ids[0] == sample.pinned_pref
     assert sample.deleted_pref not in ids
-    assert {c.preference_id for c in data.contexts} == {sample.sport_pref, sample.finance_pref}
+    # The deleted preference's context stays as a neighbour without a phrase, as in the app.
+    assert [c.preference_id for c in data.contexts] == [
+        sample.sport_pref,
+        sample.finance_pref,
+        None,
+    ]
     assert data.embedding_model == FakeEmbedder().name
 
 
@@ -249,4 +254,6 @@ def test_all_annotators_when_none_is_named(store: Store, sample: Sample) -> None
 
 
 def test_join_preferences_drops_repeats() -> None:
-    assert join_preferences(["Short.", "short", " bullet points;", ""]) == "Short; bullet points"
+    assert join_preferences(["Short", "short ", " bullet  points", "", "Bullet points"]) == (
+        "Short; bullet  points"
+    )

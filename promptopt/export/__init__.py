@@ -66,10 +66,13 @@ def _renderers() -> dict[str, Callable[[ExportData, Store], str]]:
 
 
 def safe_filename(name: str, fallback: str = "project") -> str:
-    """A file name stem safe on every OS: ASCII letters, digits, dot, dash and underscore."""
+    """A file name stem safe on every OS: lower-case ASCII letters, digits, dash, underscore.
+
+    No dots, so no ``..`` and no hidden files; callers add a suffix, so Windows device names
+    such as ``con`` never stand alone."""
     ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", ascii_name).strip("-._").lower()
-    stem = re.sub(r"-{2,}", "-", stem)[:60].strip("-._")
+    stem = re.sub(r"[^A-Za-z0-9_-]+", "-", ascii_name).strip("-_").lower()
+    stem = re.sub(r"-{2,}", "-", stem)[:60].strip("-_")
     return stem or fallback
 
 

@@ -87,7 +87,7 @@ class RetrievalSpec(_Model):
 
 
 class ContextSpec(_Model):
-    preference_id: int
+    preference_id: int | None  # None: a past round with no usable phrase (still a neighbour)
     vector: str  # base64 float32
 
     def array(self) -> np.ndarray:
@@ -134,7 +134,11 @@ class Bundle(_Model):
 
     def context_matrix(self) -> tuple[np.ndarray, np.ndarray]:
         """(preference ids, (n, dim) float32 vectors) of the stored contexts."""
-        ids = np.array([c.preference_id for c in self.contexts], dtype=np.int64)
+        # -1 stands for "no phrase" so that the ids fit one integer array.
+        ids = np.array(
+            [-1 if c.preference_id is None else c.preference_id for c in self.contexts],
+            dtype=np.int64,
+        )
         if not self.contexts:
             return ids, np.zeros((0, self.retrieval.dim or 0), dtype=np.float32)
         return ids, np.stack([c.array() for c in self.contexts])
@@ -151,7 +155,7 @@ def build_bundle(data: ExportData) -> dict[str, Any]:
 
     settings = GenerationSettings.from_project(data.project)
     live = {p.id for p in data.preferences}
-    contexts = [c for c in data.contexts if c.preference_id in live]
+    contexts = [c for c in data.contexts if c.preference_id is None or c.preference_id in live]
     dims = {int(c.vector.shape[0]) for c in contexts}
     doc: dict[str, Any] = {
         "format": FORMAT_NAME,
@@ -247,7 +251,7 @@ def _check_vectors(bundle: Bundle, source: str) -> None:
     known = {p.id for p in bundle.preferences}
     dims = set()
     for c in bundle.contexts:
-        if c.preference_id not in known:
+        if c.preference_id is not None and c.preference_id not in known:
             raise BundleError(
                 f"{source}: a context points to preference {c.preference_id}, which the bundle "
                 "does not contain. Export it again."

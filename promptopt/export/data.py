@@ -25,10 +25,10 @@ log = logging.getLogger("promptopt.export")
 # pinned preferences and the most supported learned ones, capped so the prompt stays readable.
 STATIC_PREFERENCE_LIMIT = 8
 LEADERBOARD_LIMIT = 20
-# Retrieval defaults written into bundles when the Edit engine does not publish its own.
+# Retrieval settings written into bundles: the Edit engine's own (promptopt.edit.service) when
+# it is installed, else these copies of its defaults (k of CIPHER-5, MiniLM-measured threshold).
 DEFAULT_K = 5
-DEFAULT_THRESHOLDS = {"all-MiniLM-L6-v2": 0.45}
-FALLBACK_THRESHOLD = 0.5
+FALLBACK_THRESHOLD = 0.1
 
 
 @dataclass
@@ -42,7 +42,9 @@ class RankedPrompt:
 
 @dataclass
 class ContextVector:
-    preference_id: int
+    # None for a round with no usable phrase (pending, or its preference deleted): it still
+    # takes one of the k neighbour slots, exactly as in the Edit engine's retrieval.
+    preference_id: int | None
     vector: np.ndarray
 
 
@@ -78,14 +80,15 @@ class ExportData:
 
 
 def join_preferences(texts: Sequence[str]) -> str:
-    """One phrase from several, in order, without repeats (case-insensitive)."""
+    """One phrase from several, in order, without repeats (case and spacing ignored), joined
+    the way the Edit engine joins them so that exports and the app send the same text."""
     seen: set[str] = set()
     parts: list[str] = []
     for text in texts:
-        clean = text.strip().rstrip(".;")
-        if clean and clean.lower() not in seen:
-            seen.add(clean.lower())
-            parts.append(clean)
+        key = " ".join(text.lower().split())
+        if key and key not in seen:
+            seen.add(key)
+            parts.append(text.strip())
     return "; ".join(parts)
 
 
@@ -108,7 +111,7 @@ def collect(
     best, reason = _pick_best(store, project, leaderboard, compare, annotator)
     preferences = _preferences(store, project_id, annotator)
     contexts, model = _contexts(store, project_id, annotator, preferences, notes)
-    k, threshold = _retrieval_settings(model)
+    k, threshold = _retrieval_settings()
     stamp = (now or _dt.datetime.now(_dt.UTC)).isoformat(timespec="seconds")
     return ExportData(
         project=project,
@@ -246,17 +249,10 @@ def _contexts(
     annotators = (
         [annotator] if annotator is not None else sorted({p.annotator for p in preferences})
     )
-    items = [
-        m
-        for name in annotators
-        for m in store.memory.list(project_id, name)
-        if m.preference_id is not None and m.preference_id in live
-    ]
+    items = [m for name in annotators for m in store.memory.list(project_id, name)]
     if not items:
         return [], None
-    models: dict[int, str] = {}
-    for m in items:
-        models[m.embedding_id] = _embedding_model(store, m.embedding_id)
+    models = {m.embedding_id: _embedding_model(store, m.embedding_id) for m in items}
     # Vectors of different models cannot be compared; keep the model most of the memory uses.
     counts: dict[str, int] = {}
     for m in items:
@@ -267,13 +263,14 @@ def _contexts(
             f"Kept {counts[model]} context vectors of {model}; dropped "
             f"{len(items) - counts[model]} made with other embedding models."
         )
-    vectors = store.embeddings.get_many(
-        [m.embedding_id for m in items if models[m.embedding_id] == model]
-    )
+    kept = [m for m in items if models[m.embedding_id] == model]
+    vectors = store.embeddings.get_many([m.embedding_id for m in kept])
     contexts = [
-        ContextVector(preference_id=int(m.preference_id), vector=vectors[m.embedding_id])
-        for m in items
-        if models[m.embedding_id] == model and m.preference_id is not None
+        ContextVector(
+            preference_id=m.preference_id if m.preference_id in live else None,
+            vector=vectors[m.embedding_id],
+        )
+        for m in kept
     ]
     return contexts, model
 
@@ -285,9 +282,9 @@ def _embedding_model(store: Store, embedding_id: int) -> str:
     return str(row["model"])
 
 
-def _retrieval_settings(model: str | None) -> tuple[int, float]:
+def _retrieval_settings() -> tuple[int, float]:
     """k and the similarity threshold of the Edit engine, or ours when it publishes none."""
-    k, threshold = DEFAULT_K, DEFAULT_THRESHOLDS.get(model or "", FALLBACK_THRESHOLD)
+    k, threshold = DEFAULT_K, FALLBACK_THRESHOLD
     try:
         from promptopt.edit import service as edit_service
     except ImportError:

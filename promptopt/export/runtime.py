@@ -100,21 +100,25 @@ class PromptRuntime:
 
     # -- retrieval --------------------------------------------------------------------------
     def preferences_for(self, input_text: str) -> list[AppliedPreference]:
-        """Pinned preferences, then those of the k nearest contexts above the threshold."""
-        applied = [
-            AppliedPreference(p.id, p.text, True, None) for p in self.bundle.preferences if p.pinned
-        ]
-        seen = {a.id for a in applied}
+        """Those of the k nearest contexts above the threshold, then the pinned ones (the
+        Edit engine's order)."""
+        applied: list[AppliedPreference] = []
         for pref_id, score in self.neighbours(input_text):
-            if pref_id in seen:
+            if pref_id is None or any(a.id == pref_id for a in applied):
                 continue
-            seen.add(pref_id)
             p = self._pref[pref_id]
             applied.append(AppliedPreference(p.id, p.text, p.pinned, score))
+        seen = {a.id for a in applied}
+        applied += [
+            AppliedPreference(p.id, p.text, True, None)
+            for p in self.bundle.preferences
+            if p.pinned and p.id not in seen
+        ]
         return applied
 
-    def neighbours(self, input_text: str) -> list[tuple[int, float]]:
-        """(preference id, cosine) of the k most similar stored contexts above the threshold."""
+    def neighbours(self, input_text: str) -> list[tuple[int | None, float]]:
+        """(preference id or None, cosine) of the k most similar stored contexts at or above
+        the threshold, best first; None marks a past round that left no usable phrase."""
         if self._vectors.shape[0] == 0:
             return []
         query = np.asarray(self.embedder.encode([input_text]), dtype=np.float32).reshape(-1)
@@ -125,7 +129,11 @@ class PromptRuntime:
         k = min(self.bundle.retrieval.k, len(scores))
         top = np.argsort(-scores, kind="stable")[:k]
         threshold = self.bundle.retrieval.threshold
-        return [(int(self._ids[i]), float(scores[i])) for i in top if scores[i] >= threshold]
+        return [
+            (None if self._ids[i] < 0 else int(self._ids[i]), float(scores[i]))
+            for i in top
+            if scores[i] >= threshold
+        ]
 
     def preference_text(self, input_text: str) -> str:
         return join_preferences([a.text for a in self.preferences_for(input_text)])

@@ -1,0 +1,302 @@
+"""Every export format: made, read back with the tool that consumes it, and compared."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from test_export_data import ANNOTATOR, INPUTS, Sample, build_sample
+
+from promptopt.export import (
+    FORMATS,
+    ExportError,
+    export_project,
+    safe_filename,
+    scrub_secrets,
+    write_export,
+)
+from promptopt.export.bundle import parse_bundle
+from promptopt.export.data import collect
+from promptopt.export.formats import (
+    llm_template_text,
+    nunjucks_text,
+    read_markdown_prompt,
+    single_prompt,
+)
+from promptopt.generation import build_messages, render
+from storage import Store
+
+PREFS = "British spelling; bullet points; formal tone"
+
+
+@pytest.fixture
+def sample(store: Store) -> Sample:
+    return build_sample(store)
+
+
+def export(store: Store, sample: Sample, fmt: str, annotator: str | None = ANNOTATOR) -> str:
+    name, text = export_project(store, sample.project_id, fmt, annotator)
+    assert name == f"news-summaries-v1-etc-{name.split('-etc-')[1]}"
+    assert name.endswith(FORMATS[fmt][1])
+    return text
+
+
+def test_formats_are_listed_with_label_and_extension() -> None:
+    assert list(FORMATS)[:6] == ["markdown", "bundle", "openai", "llm", "promptfoo", "pairs"]
+    assert all(label and ext.startswith(".") for label, ext in FORMATS.values())
+
+
+def test_unknown_format_is_refused_with_the_choices(store: Store, sample: Sample) -> None:
+    with pytest.raises(ExportError, match="choose one of markdown, bundle"):
+        export_project(store, sample.project_id, "docx")
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("News: Summaries / v1 ../etc", "news-summaries-v1-etc"),
+        ("../../etc/passwd", "etc-passwd"),
+        ("Café résumé", "cafe-resume"),
+        ("???", "project"),
+        ("CON", "con"),
+        ("a" * 200, "a" * 60),
+    ],
+)
+def test_file_names_are_sanitised(name: str, expected: str) -> None:
+    assert safe_filename(name) == expected
+
+
+def test_markdown_holds_the_best_prompt_with_preferences(store: Store, sample: Sample) -> None:
+    text = export(store, sample, "markdown")
+    prompt = read_markdown_prompt(text)
+    assert prompt.endswith(sample.winner.text)
+    assert prompt.startswith("Write the response so that it follows this user's preferences:")
+    assert PREFS in prompt
+    assert "use emoji" not in text  # deleted preferences never leave the app
+    assert "**pinned** British spelling" in text
+    assert "| 1 | In three bullet points, {input} summarised. | 100% | 3 |" in text
+
+
+def test_markdown_fence_survives_backticks_in_the_prompt(store: Store, sample: Sample) -> None:
+    tricky = store.prompts.add(sample.project_id, "Use ``` and ```` fences: {input}", "user")
+    store.projects.update(sample.project_id, prompt_id=tricky.id)
+    assert read_markdown_prompt(export(store, sample, "markdown")).endswith(tricky.text)
+
+
+def test_bundle_round_trip(store: Store, sample: Sample) -> None:
+    doc = json.loads(export(store, sample, "bundle"))
+    bundle = parse_bundle(doc)
+    assert bundle.schema_version == 1
+    assert bundle.prompt.template == sample.winner.text
+    assert bundle.prompt.chosen_by == "win-rate"
+    assert [p.text for p in bundle.preferences] == [
+        "British spelling",
+        "bullet points",
+        "formal tone",
+    ]
+    assert bundle.preferences[0].pinned
+    assert bundle.retrieval.embedding_model == "fake-hash-64"
+    assert bundle.retrieval.dim == 64
+    ids, vectors = bundle.context_matrix()
+    assert ids.tolist() == [sample.sport_pref, sample.finance_pref, -1]  # deleted: no phrase
+    memory = store.memory.list(sample.project_id, ANNOTATOR)
+    for item, vector in zip(memory, vectors, strict=True):
+        assert np.array_equal(vector, store.embeddings.get(item.embedding_id))  # bit for bit
+    assert bundle.leaderboard[0].prompt_id == sample.winner.id
+    prov = bundle.provenance
+    assert (prov.project, prov.votes, prov.edits, prov.annotator) == (sample.name, 6, 2, ANNOTATOR)
+    assert bundle.generation.model == "gpt-4o-mini"
+    assert 0.0 < bundle.retrieval.threshold < 1.0
+    try:  # the Edit engine's own threshold when it is installed
+        from promptopt.edit.service import DEFAULT_THRESHOLD
+    except ImportError:
+        return
+    assert bundle.retrieval.threshold == DEFAULT_THRESHOLD
+
+
+def test_openai_messages_work_with_the_openai_client(store: Store, sample: Sample) -> None:
+    import httpx
+    import openai
+
+    body = json.loads(export(store, sample, "openai"))
+    data = collect(store, sample.project_id, ANNOTATOR)
+    assert body["messages"] == build_messages(sample.winner.text, "{input}", preference=PREFS)
+    assert body["model"] == "gpt-4o-mini"
+    assert data.static_preference_text() == PREFS
+
+    sent: list[dict[str, object]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(json.loads(request.content))
+        return httpx.Response(
+            200,
+            json={
+                "id": "x",
+                "object": "chat.completion",
+                "created": 0,
+                "model": "gpt-4o-mini",
+                "choices": [
+                    {
+                        "index": 0,
+                        "finish_reason": "stop",
+                        "message": {"role": "assistant", "content": "done"},
+                    }
+                ],
+            },
+        )
+
+    client = openai.OpenAI(
+        api_key="test", base_url="http://test/v1", http_client=httpx.Client(
+            transport=httpx.MockTransport(handler))
+    )  # fmt: skip
+    for message in body["messages"]:
+        message["content"] = message["content"].replace("{input}", INPUTS[0])
+    reply = client.chat.completions.create(**body)
+    assert reply.choices[0].message.content == "done"
+    assert sent[0]["messages"][1]["content"] == render(sample.winner.text, INPUTS[0])
+
+
+def test_llm_template_loads_with_llms_own_loader(
+    store: Store, sample: Sample, tmp_path: Path
+) -> None:
+    from llm.cli import load_template
+
+    # A prompt with a literal $ and an {input} followed by a letter: both need llm's escaping.
+    tricky = store.prompts.add(sample.project_id, "Price in $ of {input}s:\n{input}", "user")
+    store.projects.update(sample.project_id, prompt_id=tricky.id)
+    path = write_export(export(store, sample, "llm"), tmp_path / "learned.yaml")
+    template = load_template(str(path))
+    value = "costs $10 {input}"
+    prompt, system = template.evaluate(value)
+    assert prompt == render(tricky.text, value)
+    assert system == build_messages(tricky.text, value, preference=PREFS)[0]["content"]
+
+
+def test_llm_template_text_escapes_dollars() -> None:
+    assert llm_template_text("$1 {input} {input}_x") == "$$1 $input ${input}_x"
+
+
+def test_promptfoo_config_has_top_prompts_and_inputs(store: Store, sample: Sample) -> None:
+    import jinja2
+
+    doc = yaml.safe_load(export(store, sample, "promptfoo"))
+    assert doc["providers"][0]["id"] == "openai:chat:gpt-4o-mini"
+    assert [t["vars"]["input"] for t in doc["tests"]] == INPUTS
+    labels = [p["label"] for p in doc["prompts"]]
+    assert labels[0] == f"best (prompt {sample.winner.id})"
+    assert len(labels) == 3
+    data = collect(store, sample.project_id, ANNOTATOR)
+    # Nunjucks and Jinja2 share {{ }} and {% raw %}: render as promptfoo would and compare.
+    env = jinja2.Environment(autoescape=False)
+    expected_prompts = [sample.winner, sample.third, sample.base]
+    for prompt, entry in zip(expected_prompts, doc["prompts"], strict=True):
+        rendered = env.from_string(entry["raw"]).render(input=INPUTS[2])
+        assert rendered == render(single_prompt(data, prompt.text), INPUTS[2])
+
+
+def test_promptfoo_provider_placeholder_for_the_offline_model(store: Store, sample: Sample) -> None:
+    store.projects.update(sample.project_id, generator_model="local/smollm2")
+    text = export(store, sample, "promptfoo")
+    assert "# Provider: the project used local/smollm2" in text
+    assert yaml.safe_load(text)["providers"][0]["id"].startswith("openai:chat:")
+
+
+def test_nunjucks_text_wraps_literal_braces() -> None:
+    assert nunjucks_text("A {{x}} {input}.") == "{% raw %}A {{x}} {% endraw %}{{input}}."
+
+
+def test_preference_pairs_from_votes_and_edits(store: Store, sample: Sample) -> None:
+    lines = export(store, sample, "pairs").splitlines()
+    pairs = [json.loads(line) for line in lines]
+    assert all(set(p) == {"prompt", "chosen", "rejected"} for p in pairs)
+    # 3 decisive votes of alice (tie, both_bad, skip and the edit's own comparison excluded)
+    # + 1 changed edit (the accepted one makes no pair).
+    assert len(pairs) == 4
+    first = pairs[0]
+    assert first["prompt"] == render(sample.winner.text, INPUTS[0])
+    assert first["chosen"] == f"output of {sample.winner.id} on 0"
+    assert first["rejected"] == f"output of {sample.base.id} on 0"
+    assert pairs[1]["chosen"] == f"output of {sample.winner.id} on 1"  # verdict "b"
+    assert pairs[-1] == {
+        "prompt": render(sample.winner.text, INPUTS[0]),
+        "chosen": "- Striker scored twice\n- League match, Sunday",
+        "rejected": "The striker scored twice.",
+    }
+    everyone = export(store, sample, "pairs", annotator=None).splitlines()
+    assert len(everyone) == 5  # bob's vote too
+
+
+def test_votes_csv_and_jsonl_hold_every_comparison_and_edit(store: Store, sample: Sample) -> None:
+    rows = list(csv.DictReader(io.StringIO(export(store, sample, "votes-csv", annotator=None))))
+    jsonl = [json.loads(x) for x in export(store, sample, "votes-jsonl", None).splitlines()]
+    assert len(rows) == len(jsonl) == 8 + 2  # 8 comparisons (one from an edit) and 2 edits
+    assert [r["kind"] for r in rows].count("edit") == 2
+    vote = next(r for r in jsonl if r["kind"] == "comparison" and r["verdict"] == "tie")
+    assert vote["prompt_a"] == sample.base.text and vote["input"] == INPUTS[1]
+    assert rows[0].keys() == jsonl[0].keys()
+
+
+def test_no_export_contains_a_key_or_password(
+    store: Store, sample: Sample, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = "sk-proj-ABCDEFGHIJKLMNOPQRSTUVWX1234"
+    monkeypatch.setenv("OPENAI_API_KEY", key)
+    monkeypatch.setenv("PROMPTOPT_AUTH", "alice:hunter2-secret,bob:correcthorse")
+    store.projects.update(
+        sample.project_id, settings={"api_base": f"http://x/{key}", "note": "hunter2-secret"}
+    )
+    store.comparisons.add(
+        project_id=sample.project_id, verdict="a", annotator=ANNOTATOR, comment=f"key {key} "
+        "and sk-ant-api03-zzzzzzzzzzzzzzzzzzzzzzzz and correcthorse",
+    )  # fmt: skip
+    for fmt in FORMATS:
+        text = export_project(store, sample.project_id, fmt, None)[1]
+        for secret in (key, "hunter2-secret", "correcthorse", "sk-ant-api03"):
+            assert secret not in text, (fmt, secret)
+
+
+def test_scrub_leaves_ordinary_text_alone() -> None:
+    text = "alice likes short summaries; true"
+    assert scrub_secrets(text, {"PROMPTOPT_AUTH": "alice:short", "DEBUG": "true"}) == text
+
+
+def test_write_export_errors_are_clear(tmp_path: Path) -> None:
+    with pytest.raises(ExportError, match="does not exist; create it"):
+        write_export("x", tmp_path / "missing" / "out.md")
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ExportError, match="is not a folder"):
+        write_export("x", tmp_path / "file" / "out.md")
+    with pytest.raises(ExportError, match="is a folder"):
+        write_export("x", tmp_path)
+    assert write_export("x", tmp_path, "named.md") == tmp_path / "named.md"
+
+
+@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root writes anywhere")
+def test_write_export_to_a_read_only_folder(tmp_path: Path) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        with pytest.raises(ExportError, match="permission denied"):
+            write_export("x", locked / "out.md")
+        assert list(locked.iterdir()) == []
+    finally:
+        locked.chmod(0o700)
+
+
+def test_write_export_refuses_an_unwritable_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Root may write anywhere, so the permission check is exercised through os.access.
+    import promptopt.export as export_module
+
+    monkeypatch.setattr(export_module.os, "access", lambda path, mode: False)
+    with pytest.raises(ExportError, match=r"permission denied\. Pick a writable path"):
+        write_export("x", tmp_path / "out.md")
+    assert not (tmp_path / "out.md").exists()
