@@ -41,7 +41,9 @@ def user_message(exc: BaseException) -> str:
     if isinstance(exc, Unavailable | NoProject):
         return str(exc)
     if isinstance(exc, LLMError):
-        return f"The model call failed: {exc} Press Retry; nothing you entered was lost."
+        text = str(exc).rstrip()
+        end = "" if text.endswith((".", "!", "?")) else "."
+        return f"The model call failed: {text}{end} Press Retry; nothing you entered was lost."
     if isinstance(exc, ValidationError | NotFoundError | StorageError | ValueError):
         return str(exc)
     return f"Something went wrong ({type(exc).__name__}: {exc}). Nothing you entered was lost."

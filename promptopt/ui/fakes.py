@@ -52,7 +52,9 @@ def reply(request: LLMRequest) -> str:
         return PREFERENCES[h % len(PREFERENCES)]
     words = re.findall(r"\S+", last)
     length = 12 + h % 18
-    start = h % max(1, len(words) - length) if len(words) > length else 0
+    # Words from the later part of the message: the input, not the instruction before it.
+    lo = len(words) // 3
+    start = lo + h % max(1, len(words) - length - lo) if len(words) > length + lo else 0
     return f"{STYLES[h % len(STYLES)]} " + " ".join(words[start : start + length])
 
 

@@ -127,7 +127,9 @@ def build(ctx: AppContext, state: gr.State, header: gr.Markdown) -> dict[str, An
                 file_types=[".csv", ".tsv", ".jsonl", ".ndjson", ".txt"],
                 type="filepath",
             )
-            column = gr.Dropdown(label="Column holding the input", choices=[], visible=False)
+            column = gr.Dropdown(
+                label="Column holding the input", choices=[], visible=False, allow_custom_value=True
+            )
             problems = gr.Markdown("")
             import_btn = gr.Button("Import these inputs", interactive=False)
     preview = gr.Dataframe(

@@ -1,0 +1,63 @@
+"""Launching the app on a free local port with fake parts, for tests and the benchmark."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from promptopt.ui.app import build_app, launch_kwargs
+
+
+@dataclass
+class RunningApp:
+    url: str
+    demo: Any
+    context: Any
+    fake: Any
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def running_app(
+    db_path: Path | str,
+    *,
+    fake_delay_s: float = 0.0,
+    auth: list[tuple[str, str]] | None = None,
+    seed: int = 0,
+) -> Iterator[RunningApp]:
+    """The app over a fresh store, the demo fake LLM and the fake embedder, served in a thread."""
+    from promptopt.embeddings import FakeEmbedder
+    from promptopt.llm import create_client
+    from promptopt.ui.fakes import demo_fake_llm
+    from storage import open_store
+
+    store = open_store(db_path)
+    fake = demo_fake_llm(delay_s=fake_delay_s)
+    client = create_client(store, fake=fake, backoff_s=0.0)
+    # Projects without a model of their own use the offline default: the fake answers for it,
+    # so no test depends on the environment or loads a real model.
+    client.register("local", fake)
+    demo = build_app(store, client, FakeEmbedder(), auth_enabled=bool(auth), seed=seed)
+    port = free_port()
+    demo.launch(
+        server_name="127.0.0.1",
+        server_port=port,
+        prevent_thread_lock=True,
+        quiet=True,
+        auth=auth,
+        **launch_kwargs(),
+    )
+    try:
+        yield RunningApp(f"http://127.0.0.1:{port}/", demo, demo.promptopt_context, fake)
+    finally:
+        demo.close()
+        store.database.close()

@@ -1,0 +1,177 @@
+"""Handler tests through gradio_client against a launched app with the fake LLM and embedder.
+
+One app serves the module (launching takes a second); each test opens its own client session,
+which is its own browser tab as far as the app is concerned.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from promptopt.llm import LLMError
+from promptopt.ui.harness import RunningApp, running_app
+
+gradio_client = pytest.importorskip("gradio_client")
+
+needs_compare = pytest.mark.skipif(
+    importlib.util.find_spec("promptopt.compare.service") is None,
+    reason="the Compare engine (promptopt.compare.service) is not in this build",
+)
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:
+    folder = tmp_path_factory.mktemp("ui")
+    with running_app(folder / "ui.db") as running:
+        yield running
+
+
+def session(app: RunningApp, annotator: str | None = None) -> Any:
+    client = gradio_client.Client(app.url, verbose=False)
+    if annotator is not None:
+        client.predict(annotator, api_name="/set_annotator")
+    return client
+
+
+def create(client: Any, name: str, template: str = "Summarize:\n{input}") -> tuple:
+    return client.predict(name, "a task", template, "fake", "fake", "", api_name="/create_project")
+
+
+def test_create_project_validates_template_and_keeps_the_form(app: RunningApp) -> None:
+    client = session(app)
+    result = create(client, "no placeholder", template="Summarize this.")
+    assert "{input}" in result[0]  # the status says what to add
+    assert app.context.store.projects.find("no placeholder") is None
+    result = create(client, "ok project")
+    assert "Created" in result[0]
+    assert app.context.store.projects.find("ok project") is not None
+
+
+def test_typed_and_imported_inputs_report_bad_rows(app: RunningApp, tmp_path: Path) -> None:
+    client = session(app)
+    create(client, "inputs project")
+    status = client.predict(
+        "first input\n\nsecond input\n", "one input per line", api_name="/add_inputs"
+    )[0]
+    assert "Added 2 inputs" in status
+    csv_file = tmp_path / "rows.csv"
+    csv_file.write_text("id,text\n1,good row one\n2,\n3,good row three\n", encoding="utf-8")
+    status = client.predict(
+        gradio_client.handle_file(str(csv_file)), "text", api_name="/import_inputs"
+    )[0]
+    assert "Imported 2 inputs" in status and "1 bad rows skipped" in status
+    project = app.context.store.projects.find("inputs project")
+    texts = [i.text for i in app.context.store.inputs.list(project.id)]
+    assert texts == ["first input", "second input", "good row one", "good row three"]
+
+
+def test_edit_round_updates_the_profile_of_that_annotator_only(app: RunningApp) -> None:
+    alice = session(app, "alice")
+    alice.predict(api_name="/open_sample_informal_to_formal")
+    drafted = alice.predict(api_name="/edit_next")
+    output = drafted[3]
+    assert output  # the fake wrote something for the first input
+    result = alice.predict("Dear sir, " + output + " Regards.", api_name="/edit_submit")
+    status, diff, distance, inferred = result[0], result[1], result[2], result[3]
+    assert status.startswith("Saved")
+    assert "3 words" in distance  # "Dear sir," and "Regards." added
+    added = [d["token"] for d in diff if d.get("class_or_confidence") == "+"]
+    assert any("Dear" in token for token in added)
+    assert "Inferred preference" in inferred and "pending" not in inferred
+    table = alice.predict(api_name="/profile")[0]
+    assert len(table["data"]) == 1
+    pref_id, text = table["data"][0][0], table["data"][0][1]
+
+    bob = session(app, "bob")
+    bob.predict(api_name="/open_sample_informal_to_formal")
+    assert bob.predict(api_name="/profile")[0]["data"] == []
+    # Bob cannot change Alice's preference by typing its id.
+    status = bob.predict(pref_id, "hijacked", False, api_name="/profile_save")[1]
+    assert "another profile" in status
+    assert app.context.store.preferences.get(pref_id).text == text
+
+    alice.predict(pref_id, text, False, api_name="/profile_pin")
+    assert app.context.store.preferences.get(pref_id).pinned == 1
+    alice.predict(pref_id, "use formal register", False, api_name="/profile_save")
+    assert app.context.store.preferences.get(pref_id).text == "use formal register"
+    table = alice.predict(pref_id, "", False, api_name="/profile_delete")[0]
+    assert table["data"] == []
+    table = alice.predict(pref_id, "", True, api_name="/profile_restore")[0]
+    assert table["data"][0][1] == "use formal register"
+
+
+def test_llm_error_is_readable_and_retry_keeps_going(app: RunningApp) -> None:
+    client = session(app, "carol")
+    client.predict(api_name="/open_sample_news_summaries")
+    app.fake.enqueue([LLMError("provider is down")])
+    failed = client.predict(api_name="/edit_next")
+    assert "provider is down" in failed[4] and "Retry" in failed[4]
+    retried = client.predict(None, api_name="/edit_retry")
+    assert retried[3] and "Edit the output" in retried[4]
+
+
+def test_accept_as_is_records_a_zero_distance_round(app: RunningApp) -> None:
+    client = session(app, "dave")
+    client.predict(api_name="/open_sample_news_summaries")
+    client.predict(api_name="/edit_next")
+    result = client.predict(api_name="/edit_accept")
+    assert result[0].startswith("Saved") and "0 words" in result[2]
+    project = app.context.store.projects.find("News summaries")
+    edits = app.context.store.edits.list(project.id, "dave")
+    assert len(edits) == 1 and edits[0].output == edits[0].edited
+
+
+def test_export_and_inspect(app: RunningApp, tmp_path: Path) -> None:
+    client = session(app, "erin")
+    client.predict(api_name="/open_sample_news_summaries")
+    status, path, preview = client.predict("markdown", True, api_name="/export")
+    assert "Exported" in status
+    content = Path(path).read_text(encoding="utf-8")
+    assert "Summarize the following news article" in content and content.strip() in preview
+    summary, table = client.predict(api_name="/calls")
+    assert "calls" in summary
+    assert set(table["headers"]) >= {"model", "tokens (in + out)", "latency"}
+
+
+def test_confirmed_delete_removes_the_project(app: RunningApp) -> None:
+    client = session(app)
+    create(client, "doomed")
+    client.predict(api_name="/delete_project")
+    assert app.context.store.projects.find("doomed") is None
+
+
+@needs_compare
+def test_votes_map_screen_sides_to_prompts(app: RunningApp) -> None:
+    client = session(app, "frank")
+    client.predict(api_name="/open_sample_news_summaries")
+    project = app.context.store.projects.find("News summaries")
+    client.predict(
+        "Give me three bullet points about this article:\n{input}", api_name="/add_candidate"
+    )
+    shown = client.predict(api_name="/compare_start")
+    assert shown[3] and shown[4]  # both outputs complete before a vote is possible
+    for _ in range(3):
+        shown = client.predict("", api_name="/vote_left")
+    counter = shown[0]
+    assert "3 by frank" in counter
+    votes = app.context.store.comparisons.list(project.id, "frank")
+    assert len(votes) == 3
+    for vote in votes:
+        # "A better" means the prompt that was on the left, whichever engine side that was.
+        assert vote.verdict == vote.left
+        assert vote.output_a and vote.output_b
+    board = client.predict(api_name="/leaderboard")[1]
+    assert len(board["data"]) >= 2
+
+
+@needs_compare
+def test_voting_before_a_pair_is_shown_is_refused(app: RunningApp) -> None:
+    client = session(app, "gina")
+    client.predict(api_name="/open_sample_news_summaries")
+    result = client.predict("", api_name="/vote_right")
+    assert "Wait until both outputs" in result[5]
