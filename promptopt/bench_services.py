@@ -42,7 +42,20 @@ def bench_embedder(device: str | None = None) -> dict[str, Any]:
     embedder.load()
     load_s = time.perf_counter() - started
     rng = np.random.default_rng(0)
-    words = "the a model prompt user summary news recipe market team result data".split()
+    words = [
+        "the",
+        "a",
+        "model",
+        "prompt",
+        "user",
+        "summary",
+        "news",
+        "recipe",
+        "market",
+        "team",
+        "result",
+        "data",
+    ]
     texts = [" ".join(rng.choice(words, size=40)) for _ in range(512)]
     embedder.encode(texts[:32])  # warm-up
     out: dict[str, Any] = {"device": embedder.device, "load_s": load_s}
