@@ -41,7 +41,7 @@ log = logging.getLogger("promptopt.edit")
 # of its 5 nearest same-kind documents still pass (99% at 0.1, 47% at 0.3).
 DEFAULT_THRESHOLD = 0.2
 
-META_PARAMS = GenerationParams(temperature=0.0, max_tokens=48)
+META_PARAMS = GenerationParams(temperature=0.0, max_tokens=32)
 
 
 @dataclass
