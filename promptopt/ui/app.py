@@ -114,11 +114,13 @@ def build_app(
 
         def on_load(st: SessionState, request: gr.Request) -> dict[Any, Any]:
             user = getattr(request, "username", None)
-            if user:
-                st.annotator, st.locked_annotator = clean_annotator(user, annotator_default), True
+            if not user:
+                # Returning the state here could overwrite a click that raced the page load.
+                return {header: project.banner(ctx, st)}
+            st.annotator, st.locked_annotator = clean_annotator(user, annotator_default), True
             return {
                 state: st,
-                annotator: gr.update(value=st.annotator, interactive=not st.locked_annotator),
+                annotator: gr.update(value=st.annotator, interactive=False),
                 header: project.banner(ctx, st),
             }
 

@@ -28,17 +28,15 @@ def project_choices(ctx: AppContext) -> list[tuple[str, int]]:
 
 
 def banner(ctx: AppContext, state: SessionState) -> str:
+    who = f"annotator **{escape_md(state.annotator)}**"
     if state.project_id is None:
-        return "**No project open.** Open a sample below or create a project."
+        return f"**No project open.** Open a sample or create a project · {who}"
     try:
         project = ctx.project(state.project_id)
     except Exception:
-        return "**No project open.**"
+        return f"**No project open.** · {who}"
     n_inputs = len(ctx.store.inputs.list(project.id))
-    return (
-        f"**Project:** {escape_md(project.name)} · {n_inputs} inputs · "
-        f"annotator **{escape_md(state.annotator)}**"
-    )
+    return f"**Project:** {escape_md(project.name)} · {n_inputs} inputs · {who}"
 
 
 def _split_typed(text: str, mode: str) -> list[str]:
