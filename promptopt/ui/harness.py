@@ -57,7 +57,8 @@ def running_app(
         **launch_kwargs(),
     )
     try:
-        yield RunningApp(f"http://127.0.0.1:{port}/", demo, demo.promptopt_context, fake)
+        context = demo.promptopt_context  # type: ignore[attr-defined]
+        yield RunningApp(f"http://127.0.0.1:{port}/", demo, context, fake)
     finally:
         demo.close()
         store.database.close()
