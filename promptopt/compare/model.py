@@ -1,0 +1,388 @@
+"""Utility models over prompt embeddings, trained on pairwise verdicts (Bradley-Terry).
+
+Two models share one data shape (``Duels``):
+
+- ``KernelBT`` (the default): a Gaussian-process prior over utilities, f ~ GP(0, k) with
+  k = s_e * RBF(embedding distance) + s_i * [same prompt], and the Bradley-Terry likelihood,
+  fitted by a Laplace approximation (Newton's method, warm-started from the last fit). It gives a
+  posterior mean and covariance, so exploration and the confidence in the winner come from one
+  honest uncertainty instead of a gradient heuristic. Only prompts that took part in a duel carry
+  latent variables; every other prompt is predicted by conditioning, so cost grows with the number
+  of prompts shown, not the pool size.
+- ``NeuralBT``: the reference APOHF network (MLP d -> 32 -> 32 -> 1, ReLU), trained from the same
+  initialisation with Adam for a fixed number of full-batch steps, with per-prompt parameter
+  gradients for the gradient-based upper confidence bound. Written in numpy so that it needs no
+  autograd and the per-prompt gradients come out in closed form.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+# Row kinds in ``Duels``: a real pair, or one prompt against the prior mean (utility 0). The second
+# kind carries "both bad": both prompts lose a little against an average prompt.
+VIRTUAL = -1
+
+
+@dataclass
+class Duels:
+    """Training rows: prompt index i vs j (j == VIRTUAL: against the prior mean), target y = P(i
+    beats j) (1, 0 or 0.5 for a tie) and a weight."""
+
+    i: list[int] = field(default_factory=list)
+    j: list[int] = field(default_factory=list)
+    y: list[float] = field(default_factory=list)
+    w: list[float] = field(default_factory=list)
+
+    def add(self, i: int, j: int, y: float, w: float = 1.0) -> None:
+        self.i.append(int(i))
+        self.j.append(int(j))
+        self.y.append(float(y))
+        self.w.append(float(w))
+
+    def __len__(self) -> int:
+        return len(self.i)
+
+    def real_pairs(self) -> Duels:
+        out = Duels()
+        for i, j, y, w in zip(self.i, self.j, self.y, self.w, strict=True):
+            if j != VIRTUAL:
+                out.add(i, j, y, w)
+        return out
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * x))
+
+
+def normal_cdf(x: float) -> float:
+    return 0.5 * (1.0 + math.erf(x / math.sqrt(2.0)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Kernel Bradley-Terry (default)
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class KernelBTParams:
+    # Prior variances of the embedding-smooth part and of the prompt-specific part. Utilities in
+    # Bradley-Terry units: a difference of 2 means the better prompt wins ~88% of duels.
+    smooth_var: float = 2.0
+    own_var: float = 2.0
+    # RBF length scale as a multiple of the median distance between the pool's embeddings, so the
+    # same setting works for any embedding model and any pool.
+    length_scale: float = 0.5
+    newton_steps: int = 30
+    tol: float = 1e-5
+
+
+class KernelBT:
+    """GP-preference model. ``fit`` is incremental: it reuses the previous solution as the
+    starting point, so one new vote costs a few Newton steps on |shown| variables."""
+
+    def __init__(self, features: np.ndarray, params: KernelBTParams | None = None) -> None:
+        self.x = np.ascontiguousarray(features, dtype=np.float64)
+        self.n = self.x.shape[0]
+        self.p = params or KernelBTParams()
+        self.sq_norms = np.einsum("ij,ij->i", self.x, self.x)
+        self.length = self._length_scale()
+        self.support: np.ndarray = np.zeros(0, dtype=np.int64)  # prompts with latent variables
+        self.f_support: np.ndarray = np.zeros(0)
+        self.cov_support: np.ndarray = np.zeros((0, 0))
+        self._warm: dict[int, float] = {}
+        self._pred: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+
+    def _length_scale(self) -> float:
+        if self.n < 2:
+            return 1.0
+        # A fixed-size sample keeps this O(1) for 5,000-prompt pools; deterministic on purpose.
+        take = np.linspace(0, self.n - 1, min(self.n, 200)).astype(int)
+        d2 = self._sqdist(self.x[take], take, take)
+        upper = d2[np.triu_indices(len(take), k=1)]
+        median = float(np.sqrt(np.median(upper))) if upper.size else 1.0
+        return max(median, 1e-3) * self.p.length_scale
+
+    def _sqdist(self, xa: np.ndarray, ia: np.ndarray, ib: np.ndarray) -> np.ndarray:
+        d2 = self.sq_norms[ia][:, None] + self.sq_norms[ib][None, :] - 2.0 * (xa @ self.x[ib].T)
+        return np.maximum(d2, 0.0)
+
+    def kernel(self, ia: np.ndarray, ib: np.ndarray) -> np.ndarray:
+        d2 = self._sqdist(self.x[ia], ia, ib)
+        k = self.p.smooth_var * np.exp(-d2 / (2.0 * self.length**2))
+        k += self.p.own_var * (ia[:, None] == ib[None, :])
+        return k
+
+    # -- fitting -------------------------------------------------------------------------------
+    def fit(self, duels: Duels) -> None:
+        self._pred = None
+        if not len(duels):
+            self.support = np.zeros(0, dtype=np.int64)
+            self.f_support = np.zeros(0)
+            self.cov_support = np.zeros((0, 0))
+            return
+        ii = np.asarray(duels.i, dtype=np.int64)
+        jj = np.asarray(duels.j, dtype=np.int64)
+        support = np.unique(np.concatenate([ii, jj[jj != VIRTUAL]]))
+        pos = {int(p): k for k, p in enumerate(support)}
+        m = len(support)
+        rows = len(duels)
+        a = np.zeros((rows, m))
+        a[np.arange(rows), [pos[int(v)] for v in ii]] = 1.0
+        real = jj != VIRTUAL
+        a[np.arange(rows)[real], [pos[int(v)] for v in jj[real]]] = -1.0
+        y = np.asarray(duels.y)
+        w = np.asarray(duels.w)
+        k = self.kernel(support, support) + 1e-6 * np.eye(m)
+        chol = np.linalg.cholesky(k)
+        k_inv = np.linalg.inv(chol).T @ np.linalg.inv(chol)
+        f = np.array([self._warm.get(int(p), 0.0) for p in support])
+
+        def objective(vec: np.ndarray) -> float:
+            d = a @ vec
+            # log sigmoid(d) = -log(1 + e^-d), written to stay finite for large |d|
+            ll = -(y * np.logaddexp(0.0, -d) + (1 - y) * np.logaddexp(0.0, d))
+            return float(w @ ll - 0.5 * vec @ k_inv @ vec)
+
+        current = objective(f)
+        h = k_inv
+        for _ in range(self.p.newton_steps):
+            prob = sigmoid(a @ f)
+            grad_ll = a.T @ (w * (y - prob))
+            hess_w = a.T @ (a * (w * prob * (1 - prob))[:, None])
+            h = k_inv + hess_w
+            step = np.linalg.solve(h, grad_ll - k_inv @ f)
+            scale = 1.0
+            while True:  # Newton on a concave objective; halving only guards against overshoot
+                candidate = f + scale * step
+                value = objective(candidate)
+                if value >= current - 1e-12 or scale < 1e-3:
+                    break
+                scale *= 0.5
+            f, improvement = candidate, value - current
+            current = value
+            if float(np.max(np.abs(scale * step))) < self.p.tol or abs(improvement) < 1e-10:
+                break
+        prob = sigmoid(a @ f)
+        h = k_inv + a.T @ (a * (w * prob * (1 - prob))[:, None])
+        self.support = support
+        self.f_support = f
+        self.cov_support = np.linalg.inv(h)
+        self._k_inv = k_inv
+        self._warm.update({int(p): float(v) for p, v in zip(support, f, strict=True)})
+
+    # -- prediction ----------------------------------------------------------------------------
+    def _projection(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(mean, variance, B) for every prompt, where B = K_SS^-1 K_S* (reused for covariances)."""
+        if self._pred is None:
+            all_ids = np.arange(self.n)
+            prior_var = np.full(self.n, self.p.smooth_var + self.p.own_var)
+            if not len(self.support):
+                self._pred = (np.zeros(self.n), prior_var, np.zeros((0, self.n)))
+            else:
+                k_s_all = self.kernel(self.support, all_ids)
+                b = self._k_inv @ k_s_all
+                mean = b.T @ self.f_support
+                var = (
+                    prior_var
+                    - np.einsum("ij,ij->j", k_s_all, b)
+                    + np.einsum("ij,ij->j", b, self.cov_support @ b)
+                )
+                self._pred = (mean, np.maximum(var, 1e-9), b)
+        return self._pred
+
+    def mean(self) -> np.ndarray:
+        return self._projection()[0]
+
+    def variance(self) -> np.ndarray:
+        return self._projection()[1]
+
+    def covariance_with(self, index: int) -> np.ndarray:
+        """Posterior covariance between every prompt and prompt ``index``."""
+        _, _, b = self._projection()
+        prior = self.kernel(np.array([index]), np.arange(self.n))[0]
+        if not len(self.support):
+            return prior
+        k_s_i = self.kernel(self.support, np.array([index]))[:, 0]
+        return prior - k_s_i @ b + (b[:, index] @ self.cov_support) @ b
+
+    def diff_std(self, index: int) -> np.ndarray:
+        """Posterior standard deviation of f(x) - f(x_index) for every prompt x."""
+        var = self.variance()
+        cov = self.covariance_with(index)
+        return np.sqrt(np.maximum(var + var[index] - 2.0 * cov, 1e-12))
+
+    def win_probability(self, i: int, j: int) -> float:
+        """P(f_i > f_j) under the posterior."""
+        mean = self.mean()
+        sd = float(self.diff_std(j)[i])
+        return normal_cdf(float(mean[i] - mean[j]) / sd)
+
+    def warm_state(self) -> dict[int, float]:
+        return dict(self._warm)
+
+    def set_warm_state(self, values: dict[int, float]) -> None:
+        self._warm = {int(k): float(v) for k, v in values.items()}
+
+
+# ---------------------------------------------------------------------------------------------
+# Neural Bradley-Terry (the reference network)
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class NeuralBTParams:
+    hidden: int = 32
+    lr: float = 1e-3
+    steps: int = 1000
+    lam: float = 0.1  # regulariser lambda: weight decay lambda / (n + 50), and U's initial value
+    nu: float = 1.0
+
+
+class NeuralBT:
+    """MLP d -> h -> h -> 1 with ReLU. ``fit`` trains from ``init`` (the reference restarts from
+    the same initialisation every round) or from the current weights when ``warm`` is set."""
+
+    def __init__(
+        self, features: np.ndarray, rng: np.random.Generator, params: NeuralBTParams | None = None
+    ) -> None:
+        # float32 like the reference's torch network, and twice as fast on CPU BLAS
+        self.x = np.ascontiguousarray(features, dtype=np.float32)
+        self.p = params or NeuralBTParams()
+        d, h = self.x.shape[1], self.p.hidden
+
+        def layer(fan_in: int, fan_out: int) -> tuple[np.ndarray, np.ndarray]:
+            # PyTorch's nn.Linear default: uniform(+-1/sqrt(fan_in)) for weights and biases
+            bound = 1.0 / math.sqrt(fan_in)
+            return (
+                rng.uniform(-bound, bound, size=(fan_out, fan_in)),
+                rng.uniform(-bound, bound, size=fan_out),
+            )
+
+        w1, b1 = layer(d, h)
+        w2, b2 = layer(h, h)
+        w3, b3 = layer(h, 1)
+        blocks = [p.astype(np.float32) for p in (w1, b1, w2, b2, w3[0], b3)]
+        self._shapes = [b.shape for b in blocks]
+        # One flat parameter vector (blocks are views into it), so Adam is five vector ops a step.
+        self.init_flat = np.concatenate([b.ravel() for b in blocks])
+        self.flat = self.init_flat.copy()
+        self.init = self._views(self.init_flat)
+        # Diagonal of U, one array per parameter block, starting at lambda.
+        self.u = [np.full_like(p, self.p.lam) for p in self.init]
+
+    def _views(self, flat: np.ndarray) -> list[np.ndarray]:
+        out, start = [], 0
+        for shape in self._shapes:
+            size = int(np.prod(shape))
+            out.append(flat[start : start + size].reshape(shape))
+            start += size
+        return out
+
+    @property
+    def params(self) -> list[np.ndarray]:
+        return self._views(self.flat)
+
+    def _forward(self, x: np.ndarray) -> tuple[np.ndarray, ...]:
+        w1, b1, w2, b2, w3, b3 = self.params
+        z1 = x @ w1.T + b1
+        h1 = np.maximum(z1, 0.0)
+        z2 = h1 @ w2.T + b2
+        h2 = np.maximum(z2, 0.0)
+        return z1, h1, z2, h2, h2 @ w3 + b3
+
+    def predict(self) -> np.ndarray:
+        return self._forward(self.x)[-1]
+
+    def fit(self, duels: Duels, *, warm: bool = False, steps: int | None = None) -> None:
+        pairs = duels.real_pairs()
+        if not warm:
+            self.flat = self.init_flat.copy()
+        if not len(pairs):
+            return
+        used, inverse = np.unique(np.array(pairs.i + pairs.j), return_inverse=True)
+        n = len(pairs)
+        # Signed incidence matrix: diff = C @ out and dLoss/dout = C.T @ dLoss/ddiff.
+        incidence = np.zeros((n, len(used)), dtype=np.float32)
+        incidence[np.arange(n), inverse[:n]] += 1.0
+        incidence[np.arange(n), inverse[n:]] -= 1.0
+        y = np.asarray(pairs.y, dtype=np.float32)
+        wt = np.asarray(pairs.w, dtype=np.float32)
+        x = self.x[used]
+        decay = self.p.lam / (n + 50)
+        beta1, beta2, eps = 0.9, 0.999, 1e-8
+        m1 = np.zeros_like(self.flat)
+        m2 = np.zeros_like(self.flat)
+        lr = np.float32(self.p.lr)
+        for t in range(1, (steps or self.p.steps) + 1):
+            _, _, w2, _, w3, _ = self.params
+            z1, h1, z2, h2, out = self._forward(x)
+            diff = incidence @ out
+            # d(mean weighted BCE)/d(diff) = w * (sigmoid(diff) - y) / n
+            g_diff = wt * (sigmoid(diff) - y) / n
+            g_out = incidence.T @ g_diff
+            g_w3 = g_out @ h2
+            g_b3 = np.array([g_out.sum()], dtype=np.float32)
+            d2 = (g_out[:, None] * w3[None, :]) * (z2 > 0)
+            g_w2 = d2.T @ h1
+            g_b2 = d2.sum(0)
+            d1 = (d2 @ w2) * (z1 > 0)
+            g_w1 = d1.T @ x
+            g_b1 = d1.sum(0)
+            g = np.concatenate([g_w1.ravel(), g_b1, g_w2.ravel(), g_b2, g_w3, g_b3])
+            g += np.float32(decay) * self.flat  # Adam's weight_decay: an L2 term in the gradient
+            m1 *= beta1
+            m1 += (1 - beta1) * g
+            m2 *= beta2
+            m2 += (1 - beta2) * g * g
+            step = lr / (1 - beta1**t)
+            denom = np.sqrt(m2 / (1 - beta2**t)) + eps
+            self.flat = self.flat - np.float32(step) * m1 / denom
+
+    def _grad_parts(self, idx: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Per-prompt pieces of df/dtheta: W1 block = d1 (x) x, W2 block = d2 (x) h1, w3 = h2."""
+        _, _, w2, _, w3, _ = self.params
+        x = self.x[idx]
+        z1, h1, z2, h2, _ = self._forward(x)
+        d2 = w3[None, :] * (z2 > 0)
+        d1 = (d2 @ w2) * (z1 > 0)
+        return x, h1, h2, d1, d2
+
+    def add_to_u(self, a: int, b: int) -> None:
+        """U += (g(a) - g(b))^2, elementwise, with the current network."""
+        xs, h1, h2, d1, d2 = self._grad_parts(np.array([a, b]))
+        diffs = [
+            np.outer(d1[0], xs[0]) - np.outer(d1[1], xs[1]),
+            d1[0] - d1[1],
+            np.outer(d2[0], h1[0]) - np.outer(d2[1], h1[1]),
+            d2[0] - d2[1],
+            h2[0] - h2[1],
+            np.zeros(1),
+        ]
+        for k, dv in enumerate(diffs):
+            self.u[k] = self.u[k] + dv.reshape(self.u[k].shape) ** 2
+
+    def sigma(self, anchor: int) -> np.ndarray:
+        """sqrt(nu * sum_j (g_j(x) - g_j(anchor))^2 / U_j) for every prompt, without building the
+        (n_prompts x n_params) gradient matrix: each outer-product block expands into matrix
+        products, which keeps 5,000-prompt pools cheap."""
+        xs, h1, h2, d1, d2 = self._grad_parts(np.arange(len(self.x)))
+        inv = [1.0 / u for u in self.u]
+
+        def outer_block(p: np.ndarray, q: np.ndarray, v: np.ndarray) -> np.ndarray:
+            p0, q0 = p[anchor], q[anchor]
+            t1 = np.einsum("nj,nj->n", (p * p) @ v, q * q)
+            t2 = np.einsum("nj,nj->n", (p * p0) @ v, q * q0)
+            t3 = float((p0 * p0) @ v @ (q0 * q0))
+            return t1 - 2 * t2 + t3
+
+        def vec_block(p: np.ndarray, v: np.ndarray) -> np.ndarray:
+            return ((p - p[anchor]) ** 2) @ v
+
+        total = (
+            outer_block(d1, xs, inv[0])
+            + vec_block(d1, inv[1])
+            + outer_block(d2, h1, inv[2])
+            + vec_block(d2, inv[3])
+            + vec_block(h2, inv[4])
+        )  # the output bias has gradient 1 for every prompt, so its difference is 0
+        return np.sqrt(np.maximum(self.p.nu * total, 0.0))

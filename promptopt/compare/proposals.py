@@ -1,0 +1,267 @@
+"""Candidate prompts proposed by an LLM: induced from examples (APE-style), rephrasings, and
+revisions of the current best informed by the verdicts and the Edit engine's preferences.
+
+Every meta-prompt is built here, in plain sight, and sent through ``LLMClient`` (so it is logged).
+User data (examples, prompts, comments) sits inside XML-like tags so that instructions inside it
+are read as data. All LLM calls finish before anything is written: a failure leaves the pool as it
+was and raises ``LLMError`` with a message that says so.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from promptopt.generation import PLACEHOLDER
+from promptopt.llm import CallContext, GenerationParams, LLMError, default_model
+
+if TYPE_CHECKING:
+    from promptopt.compare.service import CompareService
+    from storage.models import Prompt
+
+SYSTEM = (
+    "You write prompt templates for a language model. A template is an instruction that "
+    f"contains the placeholder {PLACEHOLDER} exactly where the input text will be inserted. "
+    "Reply with the template only: no title, no explanation, no quotes."
+)
+MAX_CHARS = 3000
+MAX_EXAMPLE_CHARS = 600
+
+
+@dataclass
+class Plan:
+    kind: str  # "induced" | "rephrase" | "revision" (stored as the prompt's origin)
+    parent: Prompt | None
+    messages: list[dict[str, str]]
+
+
+def _clip(text: str, limit: int = MAX_EXAMPLE_CHARS) -> str:
+    text = text.strip()
+    return text if len(text) <= limit else text[:limit] + " [...]"
+
+
+def induction_messages(examples: list[tuple[str, str]]) -> list[dict[str, str]]:
+    blocks = "\n".join(
+        f"<example>\n<input>\n{_clip(i)}\n</input>\n<output>\n{_clip(o)}\n</output>\n</example>"
+        for i, o in examples
+    )
+    user = (
+        "Someone followed one instruction to turn each input below into its output.\n\n"
+        f"<examples>\n{blocks}\n</examples>\n\n"
+        "Write that instruction as a prompt template that would make a model produce outputs "
+        f"like these from new inputs. Put {PLACEHOLDER} where the input goes. Do not copy the "
+        "examples into the template."
+    )
+    return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
+
+
+def rephrase_messages(prompt: str) -> list[dict[str, str]]:
+    user = (
+        f"<template>\n{prompt}\n</template>\n\n"
+        "Rewrite this template in different words. Keep its meaning, every requirement and the "
+        f"{PLACEHOLDER} placeholder."
+    )
+    return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
+
+
+def revision_messages(
+    best: str,
+    wins: list[tuple[str, str]],
+    comments: list[str],
+    preferences: list[str],
+) -> list[dict[str, str]]:
+    parts = [f"<best_template>\n{best}\n</best_template>"]
+    if wins:
+        pairs = "\n".join(
+            f"<comparison>\n<preferred>\n{w}\n</preferred>\n<rejected>\n{lo}\n</rejected>\n"
+            "</comparison>"
+            for w, lo in wins
+        )
+        parts.append(
+            "In side-by-side comparisons the user preferred outputs of the first template over "
+            f"the second:\n<comparisons>\n{pairs}\n</comparisons>"
+        )
+    if comments:
+        parts.append(
+            "The user's comments on their votes:\n<comments>\n"
+            + "\n".join(f"- {_clip(c, 300)}" for c in comments)
+            + "\n</comments>"
+        )
+    if preferences:
+        parts.append(
+            "What the user wants, learned from their edits (most important first):\n"
+            "<preferences>\n" + "\n".join(f"- {p}" for p in preferences) + "\n</preferences>"
+        )
+    parts.append(
+        "Write an improved version of the best template: keep what made it win, and follow the "
+        f"user's preferences more closely. Keep the {PLACEHOLDER} placeholder."
+    )
+    return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "\n\n".join(parts)}]
+
+
+_LABEL = re.compile(
+    r"^\s*(?:new |improved |rewritten )?(?:prompt|template|instruction)\s*:\s*", re.I
+)
+_FENCE = re.compile(r"^```[a-zA-Z]*\n(.*?)\n?```$", re.S)
+_TAG = re.compile(r"<(template|best_template|prompt)>\s*(.*?)\s*</\1>", re.S)
+_OTHER_PLACEHOLDER = re.compile(
+    r"\{\{?\s*(input|text|article|question|document|query|[a-z_]+)\s*\}?\}"
+)
+
+
+def clean_candidate(raw: str, parent_text: str | None = None) -> str | None:
+    """Turn an LLM reply into a usable template, or None when it cannot be one."""
+    text = raw.strip()
+    tagged = _TAG.search(text)
+    if tagged:
+        text = tagged.group(2)
+    fenced = _FENCE.match(text)
+    if fenced:
+        text = fenced.group(1)
+    text = _LABEL.sub("", text).strip()
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'":
+        text = text[1:-1].strip()
+    text = text.replace("{{input}}", PLACEHOLDER)
+    if PLACEHOLDER not in text:
+        # A model that names the slot differently ({text}, {article}) meant the input.
+        match = _OTHER_PLACEHOLDER.search(text)
+        if match:
+            text = text[: match.start()] + PLACEHOLDER + text[match.end() :]
+        elif text:
+            text = f"{text.rstrip()}\n\n{PLACEHOLDER}"
+    body = text.replace(PLACEHOLDER, "").strip()
+    if len(body) < 3 or len(text) > MAX_CHARS:
+        return None
+    if parent_text is not None and text.strip() == parent_text.strip():
+        return None
+    return text
+
+
+def _examples(service: CompareService, project_id: int, annotator: str) -> list[tuple[str, str]]:
+    """Input/output pairs the user endorsed: edited outputs first, then outputs that won votes."""
+    store = service.store
+    inputs = {i.id: i.text for i in store.inputs.list(project_id)}
+    out: list[tuple[str, str]] = []
+    for e in store.edits.list(project_id, annotator):
+        if e.input_id in inputs and e.edited.strip():
+            out.append((inputs[e.input_id], e.edited))
+    for c in store.comparisons.list(project_id, annotator, source="vote"):
+        if c.input_id not in inputs or c.verdict not in ("a", "b"):
+            continue
+        won = c.output_a if c.verdict == "a" else c.output_b
+        if won and won.strip():
+            out.append((inputs[c.input_id], won))
+    return out[-5:]
+
+
+def plan_proposals(
+    service: CompareService, project_id: int, annotator: str, n: int, rng: random.Random
+) -> list[Plan]:
+    store = service.store
+    board = service.leaderboard(project_id, annotator)
+    shown = [r for r in board if r.shown]
+    examples = _examples(service, project_id, annotator)
+    base = next((r.prompt for r in board if r.prompt.origin == "base"), board[0].prompt)
+    plans: list[Plan] = []
+    if examples:
+        plans.append(Plan("induced", None, induction_messages(examples[:5])))
+    if shown:
+        by_id = {r.prompt.id: r.prompt for r in board}
+        comparisons = store.comparisons.list(project_id, annotator, source="vote")
+        wins: list[tuple[str, str]] = []
+        comments: list[str] = []
+        for c in comparisons[-20:]:
+            if c.comment.strip():
+                comments.append(c.comment.strip())
+            if c.verdict in ("a", "b") and c.prompt_a_id in by_id and c.prompt_b_id in by_id:
+                a, b = by_id[c.prompt_a_id].text, by_id[c.prompt_b_id].text
+                wins.append((a, b) if c.verdict == "a" else (b, a))
+        prefs = [p.text for p in store.preferences.list(project_id, annotator)][:8]
+        leaders = [r.prompt for r in shown[:2]]
+        for k in range(max(1, (n + 1) // 2)):
+            parent = leaders[k % len(leaders)]
+            plans.append(
+                Plan(
+                    "revision",
+                    parent,
+                    revision_messages(parent.text, wins[-4:], comments[-5:], prefs),
+                )
+            )
+    seeds = [r.prompt for r in shown[:2]] or [base]
+    k = 0
+    while len(plans) < n:
+        parent = seeds[k % len(seeds)]
+        plans.append(Plan("rephrase", parent, rephrase_messages(parent.text)))
+        k += 1
+    rng.shuffle(plans)
+    return plans[:n]
+
+
+def propose_candidates(
+    service: CompareService,
+    project_id: int,
+    annotator: str,
+    *,
+    n: int = 4,
+    progress: Callable[[float, str], None] | None = None,
+) -> list[Prompt]:
+    if n < 1:
+        return []
+    project = service.store.projects.get(project_id)
+    service.ensure_pool(project_id)
+    rng = random.Random(f"{service.seed}:{project_id}:{annotator}:propose:{n}")
+    plans = plan_proposals(service, project_id, annotator, n, rng)
+    model = project.optimizer_model or project.generator_model or default_model()
+    drafts: list[tuple[Plan, str]] = []
+    for k, plan in enumerate(plans):
+        if progress is not None:
+            progress(
+                k / (len(plans) + 1), f"Writing candidate {k + 1} of {len(plans)} ({plan.kind})"
+            )
+        # Temperatures spread over 0.7-1.0 as in the reference; a distinct seed per call keeps
+        # identical requests from collapsing into one cached answer.
+        params = GenerationParams(
+            temperature=0.7 + 0.3 * k / max(1, len(plans) - 1),
+            max_tokens=400,
+            seed=rng.randrange(2**31),
+        )
+        try:
+            completion = service.client.complete(
+                plan.messages,
+                model=model,
+                params=params,
+                context=CallContext(purpose="compare.propose", project_id=project_id),
+            )
+        except LLMError as exc:
+            raise LLMError(
+                f"Proposing candidates failed ({exc}). The prompt pool was left unchanged; try "
+                "again, or pick another optimizer model in the project settings."
+            ) from exc
+        text = clean_candidate(completion.text, plan.parent.text if plan.parent else None)
+        if text is not None:
+            drafts.append((plan, text))
+    if not drafts:
+        raise LLMError(
+            f"{model} did not return any usable prompt (each needs an instruction and "
+            f"{PLACEHOLDER}). The pool was left unchanged; try again or use a stronger model."
+        )
+    if progress is not None:
+        progress(len(plans) / (len(plans) + 1), "Adding candidates to the pool")
+    added: list[Prompt] = []
+    before = {p.id for p in service.store.prompts.list(project_id)}
+    with service.store.transaction():
+        for plan, text in drafts:
+            prompt = service.add_candidate(
+                project_id,
+                text,
+                origin=plan.kind,
+                parent_id=plan.parent.id if plan.parent else None,
+            )
+            if prompt.id not in before and all(p.id != prompt.id for p in added):
+                added.append(prompt)
+    if progress is not None:
+        progress(1.0, f"Added {len(added)} new candidate(s)")
+    return added

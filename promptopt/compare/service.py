@@ -1,0 +1,431 @@
+"""The Compare engine as the UI and the CLI call it (see docs/engine-api.md).
+
+Per (project, annotator) the service keeps a session: the pool's embeddings, the votes, the fitted
+strategy and the *next* pair, computed right after each vote so that ``next_duel`` only reads it.
+Every vote is committed to SQLite before the model is touched; a failure while refitting is logged
+and the session is rebuilt from the stored comparisons on the next call, so no vote is ever lost.
+The model state (warm-start values and the utility history) is saved with ``store.engine_state``
+so that a restart resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from promptopt.compare.selection import AnyStrategy, KernelStrategy, Votes, make_strategy
+from promptopt.embeddings import Embedder
+from promptopt.generation import validate_template
+from promptopt.llm import LLMClient
+from storage import Store, ValidationError
+from storage.models import Comparison, Input, Prompt
+
+log = logging.getLogger("promptopt.compare")
+
+ENGINE = "compare"
+# Cosine similarity above which a new candidate is the same prompt in other words (MiniLM:
+# paraphrases that only change punctuation or one function word score above 0.97).
+DUPLICATE_COSINE = 0.97
+STOP_CONFIDENCE = 0.95
+MIN_VOTES_TO_STOP = 10
+
+
+@dataclass
+class Duel:
+    id: str
+    project_id: int
+    input: Input
+    prompt_a: Prompt
+    prompt_b: Prompt
+    left: str  # "a" or "b": which prompt's output goes on the LEFT of the screen
+    output_a: str | None = None
+    output_b: str | None = None
+
+
+@dataclass
+class LeaderboardRow:
+    prompt: Prompt
+    utility: float
+    uncertainty: float
+    votes: int
+    wins: float
+    win_rate: float | None
+    shown: bool
+
+
+@dataclass
+class BestReport:
+    prompt: Prompt
+    utility: float
+    confidence: float  # P(best beats runner-up)
+    votes: int
+    suggest_stop: bool
+    message: str
+
+
+@dataclass
+class _Session:
+    prompts: list[Prompt]
+    features: np.ndarray
+    strategy: AnyStrategy
+    votes: Votes = field(default_factory=Votes)
+    input_uses: dict[int, int] = field(default_factory=dict)
+    pending: tuple[int, int] | None = None  # pool indices of the next pair
+    history: list[tuple[int, float]] = field(default_factory=list)
+    stale: bool = False
+
+    def index(self) -> dict[int, int]:
+        return {p.id: k for k, p in enumerate(self.prompts)}
+
+
+class CompareService:
+    def __init__(
+        self,
+        store: Store,
+        client: LLMClient,
+        embedder: Embedder,
+        *,
+        seed: int = 0,
+        strategy: str = "default",
+    ) -> None:
+        make_strategy(strategy, np.zeros((2, 1)), np.random.default_rng(0))  # validates the name
+        self.store = store
+        self.client = client
+        self.embedder = embedder
+        self.seed = seed
+        self.strategy_name = strategy
+        self._sessions: dict[tuple[int, str], _Session] = {}
+        self._locks: dict[tuple[int, str], threading.RLock] = {}
+        self._guard = threading.Lock()
+        self._pool_lock = threading.Lock()
+
+    # -- pool ------------------------------------------------------------------------------------
+    def ensure_pool(self, project_id: int) -> list[Prompt]:
+        with self._pool_lock:
+            prompts = self.store.prompts.list(project_id)
+            if not prompts:
+                project = self.store.projects.get(project_id)
+                validate_template(project.template)
+                self.store.prompts.add(project_id, project.template, "base")
+                prompts = self.store.prompts.list(project_id)
+        return prompts
+
+    def add_candidate(
+        self, project_id: int, text: str, origin: str = "user", parent_id: int | None = None
+    ) -> Prompt:
+        """Add a prompt; a near-duplicate of an active prompt is stored (inactive, with
+        ``merged_into``) for provenance, and the existing prompt is returned instead."""
+        validate_template(text)
+        text = text.strip()
+        self.ensure_pool(project_id)  # the base prompt is always the first candidate
+        with self._pool_lock:
+            existing = self.store.prompts.list(project_id)
+            for p in existing:
+                if p.text.strip() == text:
+                    return p
+            vector = self._embed([text])[0]
+            if existing:
+                sims = self._embed([p.text for p in existing]) @ vector
+                top = int(np.argmax(sims))
+                if float(sims[top]) >= DUPLICATE_COSINE:
+                    twin = self.store.prompts.add(
+                        project_id, text, origin, parent_id=parent_id, meta={"duplicate": True}
+                    )
+                    self.store.prompts.set_active(twin.id, False, merged_into=existing[top].id)
+                    return existing[top]
+            return self.store.prompts.add(project_id, text, origin, parent_id=parent_id)
+
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        """Embeddings through the store's cache, so a pool is encoded once per model."""
+        out = np.zeros((len(texts), self.embedder.dim), dtype=np.float32)
+        missing: list[int] = []
+        for k, text in enumerate(texts):
+            cached = self.store.embeddings.lookup(self.embedder.name, text)
+            if cached is not None and cached.shape[0] == self.embedder.dim:
+                out[k] = cached
+            else:
+                missing.append(k)
+        if missing:
+            vectors = self.embedder.encode([texts[k] for k in missing])
+            for k, vec in zip(missing, vectors, strict=True):
+                out[k] = vec
+                self.store.embeddings.put(self.embedder.name, texts[k], vec)
+        return out
+
+    # -- sessions --------------------------------------------------------------------------------
+    def _lock(self, key: tuple[int, str]) -> threading.RLock:
+        with self._guard:
+            return self._locks.setdefault(key, threading.RLock())
+
+    def _session(self, project_id: int, annotator: str) -> _Session:
+        """The live session, rebuilt from storage when the pool changed or a refit failed."""
+        key = (project_id, annotator)
+        prompts = self.ensure_pool(project_id)
+        session = self._sessions.get(key)
+        if (
+            session is not None
+            and not session.stale
+            and [p.id for p in session.prompts] == [p.id for p in prompts]
+        ):
+            return session
+        session = self._build(project_id, annotator, prompts, session)
+        self._sessions[key] = session
+        return session
+
+    def _build(
+        self, project_id: int, annotator: str, prompts: list[Prompt], old: _Session | None
+    ) -> _Session:
+        rng = np.random.default_rng([self.seed, project_id])
+        features = self._embed([p.text for p in prompts])
+        strategy = make_strategy(self.strategy_name, features, rng)
+        session = _Session(prompts=prompts, features=features, strategy=strategy)
+        index = session.index()
+        for c in self.store.comparisons.list(project_id, annotator, source="vote"):
+            if c.input_id is not None:
+                session.input_uses[c.input_id] = session.input_uses.get(c.input_id, 0) + 1
+            if c.prompt_a_id in index and c.prompt_b_id in index:
+                session.votes.add(index[c.prompt_a_id], index[c.prompt_b_id], c.verdict)
+        saved = self.store.engine_state.load(project_id, ENGINE, annotator)
+        if saved is not None:
+            try:
+                state = json.loads(saved[0].decode("utf-8"))
+                session.history = [(int(n), float(u)) for n, u in state.get("history", [])]
+                if isinstance(strategy, KernelStrategy):
+                    warm = {
+                        index[int(pid)]: v
+                        for pid, v in state.get("warm", {}).items()
+                        if int(pid) in index
+                    }
+                    strategy.model.set_warm_state(warm)
+            except (ValueError, KeyError, TypeError):
+                log.warning("unreadable compare state for project %s; refitting", project_id)
+        elif old is not None:
+            session.history = old.history
+        if len(session.votes):
+            strategy.update(session.votes)
+            session.history = [h for h in session.history if h[0] <= len(session.votes)]
+            if not session.history or session.history[-1][0] != len(session.votes):
+                # votes recorded while the model could not learn (a failed refit, a crash)
+                best = strategy.best()
+                if best is not None:
+                    utility = float(strategy.utilities()[0][best])
+                    session.history.append((len(session.votes), utility))
+                self._save(project_id, annotator, session)
+        return session
+
+    def _save(self, project_id: int, annotator: str, session: _Session) -> None:
+        state: dict[str, object] = {
+            "strategy": self.strategy_name,
+            "votes": len(session.votes),
+            "history": session.history,
+        }
+        if isinstance(session.strategy, KernelStrategy):
+            warm = session.strategy.model.warm_state()
+            state["warm"] = {str(session.prompts[k].id): v for k, v in warm.items()}
+        self.store.engine_state.save(
+            project_id,
+            ENGINE,
+            annotator,
+            json.dumps(state).encode("utf-8"),
+            meta={"votes": len(session.votes), "strategy": self.strategy_name},
+        )
+
+    def _rng(self, project_id: int, annotator: str, votes: int) -> random.Random:
+        # Sides, inputs and duel ids are reproducible for a seed and independent of timing.
+        return random.Random(f"{self.seed}:{project_id}:{annotator}:{votes}")
+
+    # -- duels -----------------------------------------------------------------------------------
+    def next_duel(self, project_id: int, annotator: str) -> Duel:
+        with self._lock((project_id, annotator)):
+            session = self._session(project_id, annotator)
+            if len(session.prompts) < 2:
+                raise ValidationError(
+                    "Comparing needs at least two prompts. Add a prompt of your own or let the "
+                    "engine propose candidates."
+                )
+            inputs = self.store.inputs.list(project_id)
+            if not inputs:
+                raise ValidationError(
+                    "This project has no inputs yet. Import or type a few inputs to compare on."
+                )
+            rng = self._rng(project_id, annotator, len(session.votes))
+            if session.pending is None:
+                session.pending = self._choose(session, rng)
+            a, b = session.pending
+            # Rotate inputs: the least-used input next, so the winner must win across inputs.
+            fewest = min(session.input_uses.get(i.id, 0) for i in inputs)
+            candidates = [i for i in inputs if session.input_uses.get(i.id, 0) == fewest]
+            chosen = candidates[rng.randrange(len(candidates))]
+            return Duel(
+                id=uuid.UUID(int=rng.getrandbits(128), version=4).hex,
+                project_id=project_id,
+                input=chosen,
+                prompt_a=session.prompts[a],
+                prompt_b=session.prompts[b],
+                left="a" if rng.random() < 0.5 else "b",
+            )
+
+    def _choose(self, session: _Session, rng: random.Random) -> tuple[int, int]:
+        np_rng = np.random.default_rng(rng.getrandbits(64))
+        return session.strategy.choose(np_rng)
+
+    def record_vote(
+        self, duel: Duel, verdict: str, annotator: str, comment: str = ""
+    ) -> Comparison:
+        comparison = self.store.comparisons.add(
+            project_id=duel.project_id,
+            verdict=verdict,
+            annotator=annotator,
+            input_id=duel.input.id,
+            prompt_a_id=duel.prompt_a.id,
+            prompt_b_id=duel.prompt_b.id,
+            output_a=duel.output_a,
+            output_b=duel.output_b,
+            left=duel.left,
+            comment=comment,
+            meta={"duel_id": duel.id, "strategy": self.strategy_name},
+        )
+        # The vote is on disk; from here on a failure only costs a refit later.
+        key = (duel.project_id, annotator)
+        with self._lock(key):
+            try:
+                self._learn(duel, comparison, annotator)
+            except Exception:
+                log.exception(
+                    "refit after vote %s failed; will rebuild from storage", comparison.id
+                )
+                session = self._sessions.get(key)
+                if session is not None:
+                    session.stale = True
+        return comparison
+
+    def _learn(self, duel: Duel, comparison: Comparison, annotator: str) -> None:
+        session = self._sessions.get((duel.project_id, annotator))
+        if session is None or session.stale:
+            session = self._session(duel.project_id, annotator)  # rebuilt: includes this vote
+        else:
+            index = session.index()
+            session.input_uses[duel.input.id] = session.input_uses.get(duel.input.id, 0) + 1
+            if duel.prompt_a.id in index and duel.prompt_b.id in index:
+                session.votes.add(
+                    index[duel.prompt_a.id], index[duel.prompt_b.id], comparison.verdict
+                )
+            session.strategy.update(session.votes)
+        best = session.strategy.best()
+        if best is not None:
+            utility = float(session.strategy.utilities()[0][best])
+            session.history.append((len(session.votes), utility))
+        session.pending = None
+        if len(session.prompts) >= 2:
+            session.pending = self._choose(
+                session, self._rng(duel.project_id, annotator, len(session.votes))
+            )
+        self._save(duel.project_id, annotator, session)
+
+    # -- reports ---------------------------------------------------------------------------------
+    def leaderboard(self, project_id: int, annotator: str) -> list[LeaderboardRow]:
+        with self._lock((project_id, annotator)):
+            session = self._session(project_id, annotator)
+            mean, spread = session.strategy.utilities()
+            votes = np.zeros(len(session.prompts), dtype=int)
+            decided = np.zeros(len(session.prompts), dtype=int)
+            wins = np.zeros(len(session.prompts))
+            for v in session.votes.items:
+                if v.verdict == "skip":
+                    continue
+                votes[[v.a, v.b]] += 1
+                if v.verdict in ("a", "b", "tie"):
+                    score = {"a": 1.0, "b": 0.0, "tie": 0.5}[v.verdict]
+                    wins[v.a] += score
+                    wins[v.b] += 1.0 - score
+                    decided[[v.a, v.b]] += 1
+            shown = session.votes.shown()
+            rows = [
+                LeaderboardRow(
+                    prompt=p,
+                    utility=float(mean[k]),
+                    uncertainty=float(spread[k]),
+                    votes=int(votes[k]),
+                    wins=float(wins[k]),
+                    win_rate=float(wins[k] / decided[k]) if decided[k] else None,
+                    shown=k in shown,
+                )
+                for k, p in enumerate(session.prompts)
+            ]
+        # Shown prompts first: the reported best is always a prompt the user has seen.
+        return sorted(rows, key=lambda r: (not r.shown, -r.utility, r.prompt.id))
+
+    def best(self, project_id: int, annotator: str) -> BestReport | None:
+        with self._lock((project_id, annotator)):
+            session = self._session(project_id, annotator)
+            strategy = session.strategy
+            top = strategy.best()
+            if top is None:
+                return None
+            mean = strategy.utilities()[0]
+            shown = sorted(session.votes.shown() - {top}, key=lambda k: -mean[k])
+            n_votes = sum(1 for v in session.votes.items if v.verdict != "skip")
+            # with no other shown prompt there is nothing to beat yet: an even chance
+            confidence = float(strategy.win_probability(top, shown[0])) if shown else 0.5
+            challenger = 0.0  # the largest chance that any other prompt, seen or not, is better
+            if isinstance(strategy, KernelStrategy) and len(session.prompts) > 1:
+                sd = strategy.model.diff_std(top)
+                z = (mean - mean[top]) / sd
+                z[top] = -np.inf
+                challenger = float(_normal_cdf_array(z).max())
+            suggest = (
+                n_votes >= MIN_VOTES_TO_STOP
+                and confidence >= STOP_CONFIDENCE
+                and challenger < 1.0 - STOP_CONFIDENCE
+            )
+            prompt = session.prompts[top]
+            if suggest:
+                message = (
+                    f"The leader beats the runner-up with probability {confidence:.0%} and no "
+                    "other candidate is likely to overtake it: more votes will probably not change "
+                    "the winner. Export it, or propose new candidates to keep improving."
+                )
+            elif n_votes < MIN_VOTES_TO_STOP:
+                message = f"{n_votes} vote(s) so far; keep comparing to be sure of the winner."
+            else:
+                message = (
+                    f"The leader beats the runner-up with probability {confidence:.0%}; "
+                    "more votes can still change the winner."
+                )
+            return BestReport(
+                prompt=prompt,
+                utility=float(mean[top]),
+                confidence=confidence,
+                votes=n_votes,
+                suggest_stop=suggest,
+                message=message,
+            )
+
+    def utility_history(self, project_id: int, annotator: str) -> list[tuple[int, float]]:
+        with self._lock((project_id, annotator)):
+            return list(self._session(project_id, annotator).history)
+
+    # -- proposals -------------------------------------------------------------------------------
+    def propose(
+        self,
+        project_id: int,
+        annotator: str,
+        n: int = 4,
+        progress: Callable[[float, str], None] | None = None,
+    ) -> list[Prompt]:
+        from promptopt.compare.proposals import propose_candidates
+
+        return propose_candidates(self, project_id, annotator, n=n, progress=progress)
+
+
+def _normal_cdf_array(z: np.ndarray) -> np.ndarray:
+    from math import erf, sqrt
+
+    return np.array([0.0 if not np.isfinite(v) else 0.5 * (1 + erf(v / sqrt(2))) for v in z])
