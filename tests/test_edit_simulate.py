@@ -151,3 +151,18 @@ def test_fake_agent_follows_preferences_and_infers_them() -> None:
         ]
     )
     assert inferred == "bullet points"
+
+
+def test_llm_user_follows_reference_protocol(store: object) -> None:
+    from promptopt.edit.simulate import LLMUser
+    from promptopt.llm import FakeLLM, create_client
+
+    fake = FakeLLM(["Yes.", "no", "- One.\n- Two."])
+    client = create_client(store, fake=fake)  # type: ignore[arg-type]
+    user = LLMUser({"k": KindPreference("k", "bullet points", [])}, client, "fake")
+    assert user.edit("k", "input", "One. Two.") == "One. Two."  # fits: left as it is
+    assert user.edit("k", "input2", "One. Two!") == "- One.\n- Two."  # asked to rewrite
+    asks = [r.messages[0]["content"] for r in fake.history]
+    assert "satisfy the preference" in asks[1] and "bullet points" in asks[1]
+    assert "Revise the text" in asks[2]
+    assert user.tokens > 0

@@ -343,6 +343,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--temperature", type=float, default=0.0)
     parser.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD)
     parser.add_argument("--api-base", help="OpenAI-compatible server URL for the agent")
+    parser.add_argument("--user-api-base", help="OpenAI-compatible server URL for an llm user")
     parser.add_argument("--embedder", default="default", help="default (MiniLM) | fake")
     parser.add_argument("--db", type=Path, help="keep the run's database here (default: temp)")
     parser.add_argument(
@@ -385,7 +386,7 @@ def run(args: argparse.Namespace) -> int:
         if args.user == "rule":
             user = RuleUser(prefs)
         elif args.user.startswith("llm:"):
-            user = LLMUser(prefs, client, args.user.split(":", 1)[1])
+            user = LLMUser(prefs, client, args.user.split(":", 1)[1], args.user_api_base)
         else:
             raise ValueError(f"Unknown --user {args.user!r}; use rule or llm:MODEL.")
         result = run_benchmark(

@@ -254,10 +254,17 @@ class RuleUser:
 class LLMUser:
     """The reference protocol, for any model name the client knows."""
 
-    def __init__(self, user: dict[str, KindPreference], client: LLMClient, model: str) -> None:
+    def __init__(
+        self,
+        user: dict[str, KindPreference],
+        client: LLMClient,
+        model: str,
+        api_base: str | None = None,
+    ) -> None:
         self.user = user
         self.client = client
         self.model = model
+        self.api_base = api_base
         self.name = f"llm:{model}"
         self.tokens = 0
 
@@ -268,6 +275,7 @@ class LLMUser:
             params=GenerationParams(temperature=0.0, max_tokens=max_tokens),
             context=CallContext(purpose="simulate"),
             use_cache=True,
+            api_base=self.api_base,
         )
         self.tokens += completion.total_tokens
         return completion.text.strip()
