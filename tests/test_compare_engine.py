@@ -53,7 +53,8 @@ def test_default_tracks_a_smooth_utility() -> None:
     _duel_loop(strategy, utility, rounds=50, scale=2.0, seed=1)
     best = strategy.best()
     assert best is not None
-    assert utility[best] >= np.sort(utility)[-3]  # one of the three best
+    # noisy user (a gap of 1 wins only 88% of duels): one of the five best of 40 after 50 votes
+    assert utility[best] >= np.sort(utility)[-5]
 
 
 def test_second_arm_is_the_most_uncertain_rival_before_any_vote() -> None:
