@@ -21,6 +21,14 @@ STYLES = [
     "Main idea:",
     "Here is the gist:",
 ]
+TEMPLATES = [
+    "Summarize the text below in three short bullet points.\n\n{input}",
+    "Explain the following to a ten-year-old in two sentences:\n{input}",
+    "Write a one-line headline, then a short paragraph, for this text:\n{input}",
+    "List the key facts (who, what, when, where) from this text:\n{input}",
+    "Rewrite the text below formally and concisely.\n\n{input}",
+    "Give a neutral, factual summary of at most 50 words:\n{input}",
+]
 PREFERENCES = [
     "short sentences, plain words",
     "bullet points, no filler",
@@ -40,12 +48,10 @@ def reply(request: LLMRequest) -> str:
     everything = "\n".join(m["content"] for m in messages)
     lowered = everything.lower()
     h = _digest(everything)
-    if "{input}" in everything and "prompt" in lowered:
-        # Proposal requests show prompt templates; answer with new ones, one per line.
-        return "\n".join(
-            f"{STYLES[(h + i) % len(STYLES)]} rewrite the text below as asked.\n\n{{input}}"
-            for i in range(4)
-        )
+    if "prompt template" in lowered and "{input}" in everything:
+        # A proposal request: one new template, different for each seed the engine sends.
+        seeded = _digest(f"{everything}:{request.params.seed}")
+        return TEMPLATES[seeded % len(TEMPLATES)]
     if "preference" in lowered and ("revised" in lowered or "edit" in lowered):
         return PREFERENCES[h % len(PREFERENCES)]
     if "condense" in lowered or "summarize these preferences" in lowered:

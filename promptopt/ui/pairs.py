@@ -21,6 +21,8 @@ from promptopt.llm import LLMClient
 from storage import Store
 
 POLL_S = 0.03
+# next_duel never calls an LLM (< 100 ms by contract); wait a little longer than that for it.
+CHOOSE_WAIT_S = 0.5
 
 
 @dataclass
@@ -31,6 +33,7 @@ class PendingPair:
     left: list[str] = field(default_factory=list)
     right: list[str] = field(default_factory=list)
     error: str | None = None
+    chosen: threading.Event = field(default_factory=threading.Event)  # duel is known
     done: threading.Event = field(default_factory=threading.Event)
     started: float = field(default_factory=time.perf_counter)
 
@@ -92,12 +95,20 @@ class PairProducer:
             return
         session.prefetched = self.start(session_id, project_id, annotator)
 
-    def take(self, session_id: str, project_id: int, annotator: str) -> PendingPair:
-        """The prefetched pair when it fits this project and annotator, else a fresh one."""
+    def take(
+        self, session_id: str, project_id: int, annotator: str, voted: Any = None
+    ) -> PendingPair:
+        """The prefetched pair when it fits, else a fresh one.
+
+        A prefetched duel chosen before the vote can be the very duel just voted on (an engine
+        may keep offering its pending pair until a vote arrives); that one is stale and a fresh
+        duel is asked for. Its outputs were cached, so the prefetch cost nothing."""
         session = self._session(session_id)
         pending, session.prefetched = session.prefetched, None
         if pending is not None and _matches(pending, project_id, annotator):
-            return pending
+            pending.chosen.wait(CHOOSE_WAIT_S)
+            if voted is None or not _same_duel(pending.duel, voted):
+                return pending
         return self.start(session_id, project_id, annotator)
 
     def discard(self, session_id: str) -> None:
@@ -117,6 +128,7 @@ class PairProducer:
         try:
             if pending.duel is None:
                 pending.duel = self._compare().next_duel(pending.project_id, pending.annotator)
+            pending.chosen.set()
             duel = pending.duel
             project = self.store.projects.get(pending.project_id)
             settings = GenerationSettings.from_project(project)
@@ -141,6 +153,7 @@ class PairProducer:
         except Exception as exc:  # shown on the page with a Retry button
             pending.error = self._describe(exc)
         finally:
+            pending.chosen.set()
             pending.done.set()
 
 
@@ -149,4 +162,15 @@ def _matches(pending: PendingPair, project_id: int, annotator: str) -> bool:
         pending.project_id == project_id
         and pending.annotator == annotator
         and (pending.error is None or not pending.done.is_set())
+    )
+
+
+def _same_duel(a: Any, b: Any) -> bool:
+    if a is None or b is None:
+        return False
+    if a.id == b.id:
+        return True
+    return (a.input.id, {a.prompt_a.id, a.prompt_b.id}) == (
+        b.input.id,
+        {b.prompt_a.id, b.prompt_b.id},
     )

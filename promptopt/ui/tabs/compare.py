@@ -24,6 +24,8 @@ SCREEN_VERDICTS = {
     "both_bad": ("Both bad", "4"),
     "skip": ("Skip", "space"),
 }
+MIN_POOL = 2  # a duel needs two prompts
+PROPOSE_FIRST = 3
 ELEM_IDS = {
     "left": "vote-a",
     "right": "vote-b",
@@ -186,12 +188,27 @@ def build(ctx: AppContext, state: gr.State) -> dict[str, Any]:
             return "This project has no inputs yet; add some in the Project tab."
         return None
 
+    def fill_pool(st: SessionState) -> Iterator[dict]:
+        """A new project has only its base prompt: ask the optimizer for a few to compare."""
+        assert st.project_id is not None
+        if len(ctx.compare.ensure_pool(st.project_id)) >= MIN_POOL:
+            return
+        yield {status: "Writing a few candidate prompts to compare (first time only)…"}
+        ctx.compare.propose(st.project_id, st.annotator, n=PROPOSE_FIRST)
+        ctx.pairs.discard(st.session_id)
+
     def on_start(st: SessionState) -> Iterator[dict]:
         problem = precheck(st)
         if problem:
             yield {status: problem}
             return
         assert st.project_id is not None
+        try:
+            yield from fill_pool(st)
+        except Exception as exc:
+            st.duel = None
+            yield {state: st, status: f"⚠ {user_message(exc)}", retry_btn: gr.update(visible=True)}
+            return
         pending = ctx.pairs.take(st.session_id, st.project_id, st.annotator)
         yield from show(st, pending, {counter: counter_text(ctx, st), best: best_text(ctx, st)})
 
@@ -201,6 +218,9 @@ def build(ctx: AppContext, state: gr.State) -> dict[str, Any]:
         problem = precheck(st)
         if problem:
             yield {status: problem}
+            return
+        if st.duel is None:  # the failure came before a duel existed: start over
+            yield from on_start(st)
             return
         assert st.project_id is not None
         pending = ctx.pairs.start(st.session_id, st.project_id, st.annotator, duel=st.duel)
@@ -223,7 +243,7 @@ def build(ctx: AppContext, state: gr.State) -> dict[str, Any]:
                 return
             st.votes_this_session += 1
             assert st.project_id is not None
-            pending = ctx.pairs.take(st.session_id, st.project_id, st.annotator)
+            pending = ctx.pairs.take(st.session_id, st.project_id, st.annotator, voted=duel)
             extra = {
                 counter: counter_text(ctx, st),
                 best: best_text(ctx, st),
