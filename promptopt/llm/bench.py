@@ -60,8 +60,7 @@ def bench_llm(
             results["reload_in_process_s"], _ = warm.load()
             client.register("local", warm)
             results.update(_generation_figures(client, model, runs, max_tokens))
-        # After generation: PROMPTOPT_LOCAL_THREADS takes effect when the backend generates.
-        results["torch_threads"] = float(torch.get_num_threads())
+        results["torch_threads"] = float(warm.threads or torch.get_num_threads())
         results["gpu"] = float(torch.cuda.is_available())
     else:
         results.update(_generation_figures(client, model, runs, max_tokens))

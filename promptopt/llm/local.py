@@ -274,6 +274,11 @@ class LocalBackend:
         self._cancel: dict[int, threading.Event] = {}
 
     @property
+    def threads(self) -> int | None:
+        """The torch thread count this backend sets for generation (None: torch's default)."""
+        return self._threads
+
+    @property
     def cache_dir(self) -> Path:
         return self._cache_dir or default_cache_dir()
 
