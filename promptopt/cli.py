@@ -23,11 +23,15 @@ COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
 ]
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The whole command tree. With ``argv``, only the module of the command it names is
+    imported (the others may load Gradio, torch or a model), so every command starts fast."""
+    words = [a for a in argv if not a.startswith("-")] if argv is not None else None
     parser = argparse.ArgumentParser(
         prog="promptopt",
         description="Interactive prompt optimization from human feedback.",
     )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
     groups: dict[tuple[str, ...], Any] = {(): parser.add_subparsers(dest="command")}
     for path, module_name, help_text in COMMANDS:
         for depth in range(1, len(path)):
@@ -37,10 +41,15 @@ def build_parser() -> argparse.ArgumentParser:
                 groups[prefix] = sub.add_subparsers(dest=f"cmd_{depth}")
                 sub.set_defaults(_group=sub)
         leaf = groups[path[:-1]].add_parser(path[-1], help=help_text, description=help_text)
+        if words is not None and tuple(words[: len(path)]) != path:
+            continue  # argparse never reaches this leaf for these arguments
         try:
             module = importlib.import_module(module_name)
-        except ImportError:
-            continue  # a command whose module is not built yet is simply not offered
+        except ImportError as exc:
+            # --help still works for every command; running one whose module cannot be
+            # imported says why in one line instead of printing usage.
+            leaf.set_defaults(_run=_unavailable(path, exc))
+            continue
         configure: Callable[..., None] = getattr(module, f"configure_{'_'.join(path)}", None) or (
             module.configure
         )
@@ -50,8 +59,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _unavailable(path: tuple[str, ...], exc: ImportError) -> Callable[..., int]:
+    def run(args: argparse.Namespace) -> int:
+        raise RuntimeError(
+            f"'promptopt {' '.join(path)}' is not available in this install ({exc}). "
+            "Reinstall promptopt (make install) or run with --debug for details."
+        ) from exc
+
+    return run
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     run = getattr(args, "_run", None)
     if run is None:

@@ -63,9 +63,9 @@ def _export(project: str, fmt: str, out: str | None, annotator: str | None, *, e
     store = open_store()
     try:
         found = resolve_project(store, project)
-        compare = _compare_service(store) if engine else None
         if engine and annotator is None:
             raise ExportError("--engine ranks one annotator's votes; add --annotator NAME.")
+        compare = _compare_service(store) if engine else None
         filename, text = export_project(store, found.id, fmt, annotator, compare=compare)
         if out is None or out == "-":
             sys.stdout.write(text)
