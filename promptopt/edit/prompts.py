@@ -107,8 +107,8 @@ def clean_phrase(reply: str) -> str:
     return line.rstrip(" ,;:").strip()
 
 
-def join_phrases(phrases: list[str]) -> str:
-    """Distinct phrases joined in order (case-insensitive de-duplication)."""
+def distinct_phrases(phrases: list[str]) -> list[str]:
+    """Non-empty phrases in order, without case- and spacing-insensitive duplicates."""
     seen: set[str] = set()
     out: list[str] = []
     for phrase in phrases:
@@ -116,4 +116,8 @@ def join_phrases(phrases: list[str]) -> str:
         if key and key not in seen:
             seen.add(key)
             out.append(phrase.strip())
-    return "; ".join(out)
+    return out
+
+
+def join_phrases(phrases: list[str]) -> str:
+    return "; ".join(distinct_phrases(phrases))

@@ -22,6 +22,7 @@ from promptopt.edit.prompts import (
     MAX_PHRASE_CHARS,
     clean_phrase,
     condense_messages,
+    distinct_phrases,
     infer_messages,
     join_phrases,
 )
@@ -345,17 +346,17 @@ class EditService:
         return completion.text
 
     def _condense(self, project: Project, phrases: list[str]) -> str:
-        distinct = join_phrases(phrases)
-        if not phrases:
+        distinct = distinct_phrases(phrases)
+        if not distinct:
             return ""
-        if self.k == 1 or "; " not in distinct:
-            return phrases[0]  # one neighbour, or all neighbours agree: no LLM call
+        if self.k == 1 or len(distinct) == 1:
+            return distinct[0]  # one neighbour, or all neighbours agree: no LLM call
         try:
-            phrase = clean_phrase(self._meta_call(project, condense_messages(phrases), "condense"))
+            phrase = clean_phrase(self._meta_call(project, condense_messages(distinct), "condense"))
         except Exception as exc:  # any failure: generation must still get the evidence
             log.warning("condensing preferences failed (%s); using them joined", exc)
             phrase = ""
-        return phrase or distinct[: MAX_PHRASE_CHARS * 2]
+        return phrase or join_phrases(distinct)[: MAX_PHRASE_CHARS * 2]
 
     def _infer(self, edit: Edit, memory_id: int | None) -> str | None:
         project = self.store.projects.get(edit.project_id)
