@@ -76,7 +76,7 @@ def test_export_to_a_file(
     out_file = tmp_path / "prompt.md"
     code, _, err = run(
         capsys, "export", sample.name, "--format", "markdown", "--out", str(out_file),
-        "--annotator", ANNOTATOR,
+        "--annotator", ANNOTATOR, "--win-rates",
     )  # fmt: skip
     assert code == 0 and f"wrote {out_file}" in err
     assert read_markdown_prompt(out_file.read_text()).endswith(sample.winner.text)
@@ -120,7 +120,7 @@ def test_votes_export_csv_and_jsonl(
     [
         (["export", "nope", "-f", "markdown"], "No project 'nope'. Projects: 'News"),
         (["export", "NAME", "-f", "llm", "-o", "/no/such/dir/x.yaml"], "does not exist; create"),
-        (["export", "NAME", "-f", "llm", "--engine"], "add --annotator NAME"),
+        (["votes", "export", "NAME", "-o", "/no/such/dir/v.csv"], "does not exist; create"),
         (["votes", "export", "nope"], "No project 'nope'"),
         (["inputs", "import", "NAME", "/no/such/file.csv"], "file.csv"),
     ],

@@ -41,7 +41,7 @@ def sample(store: Store) -> Sample:
 
 
 def export(store: Store, sample: Sample, fmt: str, annotator: str | None = ANNOTATOR) -> str:
-    name, text = export_project(store, sample.project_id, fmt, annotator)
+    name, text = export_project(store, sample.project_id, fmt, annotator, compare=None)
     assert name == f"news-summaries-v1-etc-{name.split('-etc-')[1]}"
     assert name.endswith(FORMATS[fmt][1])
     return text
@@ -300,3 +300,15 @@ def test_write_export_refuses_an_unwritable_folder(
     with pytest.raises(ExportError, match=r"permission denied\. Pick a writable path"):
         write_export("x", tmp_path / "out.md")
     assert not (tmp_path / "out.md").exists()
+
+
+@pytest.mark.slow
+def test_with_an_annotator_the_compare_engine_ranks_the_prompts(
+    store: Store, sample: Sample, real_embedder: object
+) -> None:
+    pytest.importorskip("promptopt.compare.service")
+    _, text = export_project(store, sample.project_id, "bundle", ANNOTATOR)  # compare="auto"
+    bundle = parse_bundle(json.loads(text))
+    assert bundle.prompt.chosen_by == "compare", bundle.provenance.notes
+    assert bundle.prompt.template == sample.winner.text  # 3 wins out of 3
+    assert all(row.utility is not None for row in bundle.leaderboard)

@@ -9,6 +9,7 @@ here, and every export is scrubbed of secret-looking environment values as a sec
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import unicodedata
@@ -18,6 +19,8 @@ from typing import Any
 
 from promptopt.export.data import ExportData, collect
 from storage import Store
+
+log = logging.getLogger("promptopt.export")
 
 FORMATS: dict[str, tuple[str, str]] = {
     "markdown": ("Plain text / Markdown", ".md"),
@@ -87,19 +90,39 @@ def export_project(
     fmt: str,
     annotator: str | None = None,
     *,
-    compare: Any = None,
+    compare: Any = "auto",
 ) -> tuple[str, str]:
     """(sanitised file name, file text) of one export.
 
-    ``annotator`` limits the export to one person's feedback and profile (all when None);
-    ``compare`` is an optional CompareService whose leaderboard and best prompt are used
-    instead of plain win rates.
+    ``annotator`` limits the export to one person's feedback and profile (all when None).
+    With an annotator, the Compare engine's leaderboard and best prompt are used: pass the
+    app's ``CompareService`` as ``compare`` (cheapest), or leave ``"auto"`` to build one with
+    the default embedder; ``None`` ranks by plain win rates. Any engine failure falls back to
+    win rates and is noted in the bundle's provenance.
     """
     if fmt not in FORMATS:
         raise ExportError(f"Unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}.")
+    if isinstance(compare, str) and compare == "auto":
+        # Votes exports list feedback as recorded: no ranking, so no engine to start.
+        wanted = annotator is not None and not fmt.startswith("votes-")
+        compare = default_compare_service(store) if wanted else None
     data = collect(store, project_id, annotator, compare=compare)
     text = _renderers()[fmt](data, store)
     return export_filename(data.project.name, data.project.id, fmt), scrub_secrets(text)
+
+
+def default_compare_service(store: Store) -> Any:
+    """A CompareService over the default embedder, or None when the engine is not installed
+    or cannot start (exports then rank by win rates)."""
+    try:
+        from promptopt.compare.service import CompareService
+        from promptopt.embeddings import create_embedder
+        from promptopt.llm import create_client
+
+        return CompareService(store, create_client(store), create_embedder("default"))
+    except Exception as exc:  # an optional refinement: never a reason to fail an export
+        log.warning("Compare engine unavailable for export (%s); using win rates", exc)
+        return None
 
 
 # Values of these environment variables never appear in an export.
@@ -162,6 +185,7 @@ def load(path: str | Path) -> Any:
 __all__ = [
     "FORMATS",
     "ExportError",
+    "default_compare_service",
     "export_filename",
     "export_project",
     "load",

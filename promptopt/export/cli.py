@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
-from typing import Any
 
-from promptopt.export import FORMATS, ExportError, export_project, write_export
-
-log = logging.getLogger("promptopt.export")
+from promptopt.export import FORMATS, export_project, write_export
 
 _PROMPT_FORMATS = [f for f in FORMATS if not f.startswith("votes-")]
 
@@ -32,15 +28,16 @@ def configure_export(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--annotator", help="only this annotator's votes, edits and profile")
     parser.add_argument(
-        "--engine",
+        "--win-rates",
         action="store_true",
-        help="rank prompts with the Compare engine's model (loads the embedding model) instead "
-        "of win rates; needs --annotator",
+        help="rank prompts by plain win rates; by default, with --annotator, the Compare "
+        "engine's model ranks them (it loads the embedding model, a few seconds)",
     )
 
 
 def run_export(args: argparse.Namespace) -> int:
-    return _export(args.project, args.fmt, args.out, args.annotator, engine=args.engine)
+    engine = args.annotator is not None and not args.win_rates
+    return _export(args.project, args.fmt, args.out, args.annotator, engine=engine)
 
 
 def configure_votes_export(parser: argparse.ArgumentParser) -> None:
@@ -63,9 +60,7 @@ def _export(project: str, fmt: str, out: str | None, annotator: str | None, *, e
     store = open_store()
     try:
         found = resolve_project(store, project)
-        if engine and annotator is None:
-            raise ExportError("--engine ranks one annotator's votes; add --annotator NAME.")
-        compare = _compare_service(store) if engine else None
+        compare = "auto" if engine else None
         filename, text = export_project(store, found.id, fmt, annotator, compare=compare)
         if out is None or out == "-":
             sys.stdout.write(text)
@@ -75,15 +70,3 @@ def _export(project: str, fmt: str, out: str | None, annotator: str | None, *, e
         store.database.close()
     print(f"wrote {path}", file=sys.stderr)
     return 0
-
-
-def _compare_service(store: Any) -> Any:
-    """The Compare engine, when it is installed; its ranking replaces plain win rates."""
-    try:
-        from promptopt.compare.service import CompareService
-    except ImportError as exc:
-        raise ExportError("The Compare engine is not available in this install.") from exc
-    from promptopt.embeddings import create_embedder
-    from promptopt.llm import create_client
-
-    return CompareService(store, create_client(store), create_embedder("default"))

@@ -134,22 +134,24 @@ def collect(
 def win_rate_leaderboard(
     prompts: Sequence[Prompt], comparisons: Sequence[Comparison]
 ) -> list[RankedPrompt]:
-    """Prompts ranked by smoothed win rate over votes (ties count half, "both bad" as a loss).
+    """Prompts ranked by smoothed win rate, counted as the Compare engine counts them: a win is
+    1, a tie 0.5 each; "both bad" is a vote that decides nothing; skips are not votes.
 
-    The smoothing ((wins + 1) / (games + 2)) keeps a prompt with one lucky win from outranking
-    one with a long record; the reported win rate is the raw one.
+    The smoothing ((wins + 1) / (decided + 2)) keeps a prompt with one lucky win from
+    outranking one with a long record; the reported win rate is the raw one.
     """
     wins: dict[int, float] = {p.id: 0.0 for p in prompts}
-    games: dict[int, int] = {p.id: 0 for p in prompts}
+    votes: dict[int, int] = {p.id: 0 for p in prompts}
+    decided: dict[int, int] = {p.id: 0 for p in prompts}
     for c in comparisons:
         a, b = c.prompt_a_id, c.prompt_b_id
-        if c.source == "edit" or a is None or b is None or a == b:
-            continue
-        if c.verdict not in ("a", "b", "tie", "both_bad"):
+        if c.source == "edit" or a is None or b is None or a == b or c.verdict == "skip":
             continue
         for pid in (a, b):
-            games[pid] = games.get(pid, 0) + 1
+            votes[pid] = votes.get(pid, 0) + 1
             wins.setdefault(pid, 0.0)
+            if c.verdict in ("a", "b", "tie"):
+                decided[pid] = decided.get(pid, 0) + 1
         if c.verdict == "a":
             wins[a] += 1.0
         elif c.verdict == "b":
@@ -161,13 +163,15 @@ def win_rate_leaderboard(
         RankedPrompt(
             prompt=p,
             utility=None,
-            win_rate=(wins[p.id] / games[p.id]) if games[p.id] else None,
-            votes=games[p.id],
+            win_rate=(wins[p.id] / decided[p.id]) if decided.get(p.id) else None,
+            votes=votes[p.id],
             wins=wins[p.id],
         )
         for p in prompts
     ]
-    rows.sort(key=lambda r: (-(r.wins + 1.0) / (r.votes + 2.0), -r.votes, r.prompt.id))
+    rows.sort(
+        key=lambda r: (-(r.wins + 1.0) / (decided.get(r.prompt.id, 0) + 2.0), -r.votes, r.prompt.id)
+    )
     return rows
 
 
