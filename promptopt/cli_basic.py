@@ -26,8 +26,13 @@ def run_projects_list(args: argparse.Namespace) -> int:
 
     from storage import open_store
 
+    import sys
+
     store = open_store()
-    for p in store.projects.list():
+    projects = store.projects.list()
+    if not projects:
+        print("No projects yet; create one in the app (promptopt serve).", file=sys.stderr)
+    for p in projects:
         n_inputs = len(store.inputs.list(p.id))
         n_votes = store.comparisons.count(p.id)
         if args.json:
