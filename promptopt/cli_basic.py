@@ -23,10 +23,9 @@ def configure_projects_list(parser: argparse.ArgumentParser) -> None:
 
 def run_projects_list(args: argparse.Namespace) -> int:
     import json
+    import sys
 
     from storage import open_store
-
-    import sys
 
     store = open_store()
     projects = store.projects.list()

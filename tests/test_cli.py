@@ -169,3 +169,9 @@ def test_the_installed_command(sample: Sample, tmp_path: Path, promptopt_home: P
     assert failed.returncode == 1
     assert failed.stderr.startswith("promptopt: error: No project 'nope'")
     assert failed.stderr.count("\n") == 1
+
+
+def test_projects_list_when_empty_says_what_to_do(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "projects", "list")
+    assert (code, out) == (0, "")
+    assert "No projects yet" in err
