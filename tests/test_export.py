@@ -261,6 +261,14 @@ def test_no_export_contains_a_key_or_password(
             assert secret not in text, (fmt, secret)
 
 
+def test_bundle_keeps_the_server_address_without_credentials(store: Store, sample: Sample) -> None:
+    store.projects.update(
+        sample.project_id, settings={"api_base": "https://bob:pw@llm.example:8443/v1?api_key=x"}
+    )
+    bundle = parse_bundle(json.loads(export(store, sample, "bundle")))
+    assert bundle.generation.api_base == "https://llm.example:8443/v1"
+
+
 def test_scrub_leaves_ordinary_text_alone() -> None:
     text = "alice likes short summaries; true"
     assert scrub_secrets(text, {"PROMPTOPT_AUTH": "alice:short", "DEBUG": "true"}) == text

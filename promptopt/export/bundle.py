@@ -23,6 +23,7 @@ import base64
 import json
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -144,6 +145,18 @@ class Bundle(_Model):
         return ids, np.stack([c.array() for c in self.contexts])
 
 
+def public_url(url: str | None) -> str | None:
+    """A server address without credentials: user:password@ and the query string (where some
+    gateways take ``?api_key=``) are dropped."""
+    if not url:
+        return None
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
 def encode_vector(vector: np.ndarray) -> str:
     data = np.ascontiguousarray(vector, dtype="<f4").reshape(-1).tobytes()
     return base64.b64encode(data).decode("ascii")
@@ -171,7 +184,7 @@ def build_bundle(data: ExportData) -> dict[str, Any]:
             "temperature": settings.temperature,
             "max_tokens": settings.max_tokens,
             "seed": settings.seed,
-            "api_base": settings.api_base,
+            "api_base": public_url(settings.api_base),
         },
         "preferences": [
             {"id": p.id, "text": p.text, "pinned": bool(p.pinned), "count": p.count}
