@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import tempfile
 import threading
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,6 +60,8 @@ class AppContext:
     auth_enabled: bool = False
     export_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="promptopt-")))
     pairs: Any = None  # PairProducer, set by build_app
+    # Server-side durations of hot handlers (name, ms), for the benchmark; bounded, no user data.
+    timings: deque[tuple[str, float]] = field(default_factory=lambda: deque(maxlen=2000))
     _compare: Any = None
     _edit: Any = None
     _lock: threading.Lock = field(default_factory=threading.Lock)

@@ -33,8 +33,11 @@ def running_app(
     fake_delay_s: float = 0.0,
     auth: list[tuple[str, str]] | None = None,
     seed: int = 0,
+    real_llm: bool = False,
 ) -> Iterator[RunningApp]:
-    """The app over a fresh store, the demo fake LLM and the fake embedder, served in a thread."""
+    """The app over a fresh store, the demo fake LLM and the fake embedder, served in a thread.
+    With ``real_llm`` the default models answer instead (the offline SmolLM2 unless
+    PROMPTOPT_MODEL names another); the fake embedder stays, it is not what is measured."""
     from promptopt.embeddings import FakeEmbedder
     from promptopt.llm import create_client
     from promptopt.ui.fakes import demo_fake_llm
@@ -43,9 +46,10 @@ def running_app(
     store = open_store(db_path)
     fake = demo_fake_llm(delay_s=fake_delay_s)
     client = create_client(store, fake=fake, backoff_s=0.0)
-    # Projects without a model of their own use the offline default: the fake answers for it,
-    # so no test depends on the environment or loads a real model.
-    client.register("local", fake)
+    if not real_llm:
+        # Projects without a model of their own use the offline default: the fake answers for
+        # it, so no test depends on the environment or loads a real model.
+        client.register("local", fake)
     demo = build_app(store, client, FakeEmbedder(), auth_enabled=bool(auth), seed=seed)
     port = free_port()
     demo.launch(

@@ -6,6 +6,7 @@ verdict and shows what is already there."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -25,6 +26,7 @@ SCREEN_VERDICTS = {
     "skip": ("Skip", "space"),
 }
 MIN_POOL = 2  # a duel needs two prompts
+FIRST_WAIT_S = 0.12
 PROPOSE_FIRST = 3
 ELEM_IDS = {
     "left": "vote-a",
@@ -137,6 +139,9 @@ def build(ctx: AppContext, state: gr.State) -> dict[str, Any]:
         """Poll a pair until both outputs are complete, yielding what is there so far."""
         st.duel, st.duel_complete = None, False
         first = True
+        # A pair that is ready (prefetched) or nearly ready goes out in one update: every
+        # intermediate update costs a round of Gradio's post-processing and a message.
+        pending.wait(FIRST_WAIT_S)
         while not pending.done.is_set():
             left, right = pending.texts()
             update: dict[Any, Any] = {
@@ -230,6 +235,7 @@ def build(ctx: AppContext, state: gr.State) -> dict[str, Any]:
 
     def make_vote(screen: str) -> Any:
         def on_vote(st: SessionState, note: str) -> Iterator[dict]:
+            started = time.perf_counter()
             duel = st.duel
             if duel is None or not st.duel_complete:
                 yield {status: "Wait until both outputs are complete (or press Start)."}
@@ -250,7 +256,10 @@ def build(ctx: AppContext, state: gr.State) -> dict[str, Any]:
                 reveal: reveal_text(duel, screen),
                 comment: "",
             }
-            yield from show(st, pending, extra)
+            for update in show(st, pending, extra):
+                if st.duel_complete:
+                    ctx.timings.append(("vote", (time.perf_counter() - started) * 1000))
+                yield update
 
         return on_vote
 

@@ -1,0 +1,203 @@
+"""Benchmark of the web app's own overhead: ``python -m promptopt.ui.bench``.
+
+Measured against an app launched in this process on a fresh database (fake embedder):
+- vote -> next pair fully shown, in headless chromium: from the key press to the moment the
+  counter shows the new vote and both outputs are complete on screen (the user's view);
+- the same through gradio_client: from sending the vote to receiving the last update (server and
+  protocol only, no rendering);
+- the vote handler inside the server: from the vote arriving to the next pair's last update
+  (recording the vote, choosing and generating the pair), before Gradio's own processing;
+- page load: from navigation to the app being ready (its load event has filled the banner);
+- for scale, the client round trip to a one-line Gradio handler on the same machine.
+
+With the fake LLM (default) these are the app's overhead; ``--model local`` uses the offline
+default model instead, so generation time is included.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from promptopt.ui.harness import RunningApp, running_app
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SAMPLE = "news-summaries"
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    rank = (len(ordered) - 1) * q
+    low, high = int(rank), min(int(rank) + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+def summary(values: list[float]) -> dict[str, float]:
+    return {
+        "n": len(values),
+        "median_ms": round(statistics.median(values), 1) if values else float("nan"),
+        "p95_ms": round(percentile(values, 0.95), 1),
+        "max_ms": round(max(values), 1) if values else float("nan"),
+    }
+
+
+def bench_client(app: RunningApp, votes: int) -> list[float]:
+    from gradio_client import Client
+
+    client = Client(app.url, verbose=False)
+    client.predict("bench-client", api_name="/set_annotator")
+    client.predict(api_name=f"/open_sample_{SAMPLE.replace('-', '_')}")
+    client.predict(api_name="/compare_start")
+    times: list[float] = []
+    for i in range(votes):
+        start = time.perf_counter()
+        result = client.predict("", api_name="/vote_left" if i % 2 else "/vote_right")
+        times.append((time.perf_counter() - start) * 1000)
+        if not (result[3] and result[4]):
+            raise RuntimeError(f"vote {i + 1}: the next pair was not complete: {result[5]}")
+    return times
+
+
+def _ready(page: Any, url: str) -> None:
+    page.goto(url)
+    page.wait_for_function(
+        "() => (document.querySelector('#banner') || {}).innerText?.includes('annotator')"
+    )
+
+
+def bench_browser(app: RunningApp, votes: int, loads: int) -> dict[str, list[float]]:
+    from playwright.sync_api import sync_playwright
+
+    out: dict[str, list[float]] = {"page_load": [], "vote_to_pair": []}
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            for _ in range(loads):
+                context = browser.new_context(viewport={"width": 1280, "height": 900})
+                page = context.new_page()
+                start = time.perf_counter()
+                _ready(page, app.url)
+                out["page_load"].append((time.perf_counter() - start) * 1000)
+                context.close()
+            context = browser.new_context(viewport={"width": 1280, "height": 900})
+            page = context.new_page()
+            page.set_default_timeout(600_000)
+            _ready(page, app.url)
+            page.locator(f"#sample-{SAMPLE}").click()
+            page.wait_for_function(
+                "() => document.querySelector('#banner').innerText.includes('Project:')"
+            )
+            page.get_by_role("tab", name="Compare", exact=True).click()
+            shown = """n => {
+                const counter = document.querySelector('#compare-counter');
+                const left = document.querySelector('#compare-left textarea');
+                const right = document.querySelector('#compare-right textarea');
+                const status = document.querySelector('#compare-status');
+                return counter && counter.innerText.includes(`Votes: ${n} by`)
+                    && left && left.value.length > 0 && right && right.value.length > 0
+                    && !(status && status.innerText.includes('Generating'));
+            }"""
+            page.wait_for_function(shown, arg=0)
+            for i in range(votes):
+                page.evaluate("() => document.activeElement && document.activeElement.blur()")
+                start = time.perf_counter()
+                page.keyboard.press("1" if i % 2 else "2")
+                page.wait_for_function(shown, arg=i + 1, polling="raf")
+                out["vote_to_pair"].append((time.perf_counter() - start) * 1000)
+            context.close()
+        finally:
+            browser.close()
+    return out
+
+
+def gradio_floor(calls: int) -> list[float]:
+    """The same client round trip to a one-line Gradio handler: what any Gradio app pays on this
+    machine, so the app's own share can be read off."""
+    import gradio as gr
+    from gradio_client import Client
+
+    from promptopt.ui.harness import free_port
+
+    with gr.Blocks() as demo:
+        box = gr.Textbox()
+        button = gr.Button()
+
+        def echo(text: str) -> Any:
+            yield text + "!"
+
+        button.click(echo, box, box, api_name="echo")
+    demo.queue()
+    port = free_port()
+    demo.launch(server_port=port, prevent_thread_lock=True, quiet=True)
+    try:
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        times: list[float] = []
+        for _ in range(calls):
+            start = time.perf_counter()
+            client.predict("x", api_name="/echo")
+            times.append((time.perf_counter() - start) * 1000)
+        return times
+    finally:
+        demo.close()
+
+
+def run(votes: int, loads: int, model: str, browser: bool) -> dict[str, Any]:
+    results: dict[str, Any] = {"model": model, "votes": votes}
+    with (
+        tempfile.TemporaryDirectory() as folder,
+        running_app(Path(folder) / "bench.db", real_llm=model != "fake") as app,
+    ):
+        if browser and Path(CHROMIUM).exists():
+            measured = bench_browser(app, votes, loads)
+            results["browser_vote_to_next_pair"] = summary(measured["vote_to_pair"])
+            results["browser_page_load"] = summary(measured["page_load"])
+        app.context.timings.clear()
+        results["client_vote_to_next_pair"] = summary(bench_client(app, votes))
+        server = [ms for name, ms in app.context.timings if name == "vote"]
+        results["server_vote_handler"] = summary(server)
+    results["client_gradio_floor"] = summary(gradio_floor(votes))
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m promptopt.ui.bench", description=__doc__)
+    parser.add_argument("--votes", type=int, default=40, help="votes to time (default 40)")
+    parser.add_argument("--loads", type=int, default=5, help="page loads to time (default 5)")
+    parser.add_argument(
+        "--model",
+        choices=["fake", "local"],
+        default="fake",
+        help="fake LLM (the app's overhead) or the offline default model",
+    )
+    parser.add_argument("--no-browser", action="store_true", help="gradio_client only")
+    parser.add_argument("--json", type=Path, help="also write the results to this file")
+    args = parser.parse_args(argv)
+    results = run(args.votes, args.loads, args.model, not args.no_browser)
+    text = json.dumps(results, indent=2)
+    print(text)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(text + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
