@@ -190,3 +190,32 @@ def test_runtime_with_the_real_minilm_embedder(
         float(real_embedder.encode([SPORT_CONTEXT])[0] @ real_embedder.encode([FINANCE_CONTEXT])[0])
         < 0.1
     )
+
+
+def test_a_bundle_from_the_edit_engine_renders_what_the_app_would_send(
+    store: Store, client: Any, fake_llm: Any, fake_embedder: Any, tmp_path: Path
+) -> None:
+    """Memory written by the real EditService, exported, applied: the runtime's messages equal
+    the app's own draft for a new input (one neighbour, so the app does not condense)."""
+    edit_service = pytest.importorskip("promptopt.edit.service")
+    from promptopt.projects import create_project
+
+    project = create_project(
+        store,
+        "mail",
+        "Summarise: {input}",
+        generator_model="fake",
+        optimizer_model="fake",  # the engine's own LLM calls go to the FakeLLM
+        inputs=[SPORT_CONTEXT, FINANCE_CONTEXT, SPORT_INPUT],
+    )
+    sport, finance, new = store.inputs.list(project.id)
+    service = edit_service.EditService(store, client, fake_embedder)
+    for item, phrase in ((sport, "bullet points"), (finance, "formal tone")):
+        fake_llm.enqueue([phrase])  # the preference the engine infers from this edit
+        draft = service.prepare(project.id, ANNOTATOR, item.id)
+        service.submit(draft, "the output", "the edited output, quite different", ANNOTATOR)
+    app = service.prepare(project.id, ANNOTATOR, new.id)
+    _, text = export_project(store, project.id, "bundle", ANNOTATOR, compare=None)
+    rt = promptopt.load(write_export(text, tmp_path / "mail.json"))
+    assert [p.text for p in app.applied] == ["bullet points"]
+    assert rt.render(new.text) == app.messages
