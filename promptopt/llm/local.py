@@ -103,7 +103,8 @@ def _pick_device() -> str:
 
 
 def _from_folder(folder: Path, device: str) -> tuple[Any, Any]:
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.models.auto.modeling_auto import AutoModelForCausalLM
+    from transformers.models.auto.tokenization_auto import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
     model: Any = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True)
@@ -114,7 +115,8 @@ def _from_folder(folder: Path, device: str) -> tuple[Any, Any]:
 
 def _convert(gguf: Path, cache_dir: Path, source: dict[str, Any]) -> None:
     """Dequantise the GGUF once and save it as a plain transformers folder, atomically."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.models.auto.modeling_auto import AutoModelForCausalLM
+    from transformers.models.auto.tokenization_auto import AutoTokenizer
 
     started = time.perf_counter()
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
@@ -164,9 +166,13 @@ def load_model(
     """Load the model from the cache, converting the GGUF first when the cache is missing or
     stale. Slow the first time on a machine (~20 s), fast after (~0.2 s)."""
     # Import first so that the load time reported (and logged) is the model's, not the
-    # libraries' (transformers alone takes seconds to import).
+    # libraries' (transformers alone takes seconds to import). Generation's own imports are
+    # done here too, by their full module paths: transformers' lazy top-level module is not
+    # thread-safe, and two first calls in two threads can fail with an ImportError.
     import torch  # noqa: F401
-    import transformers  # noqa: F401
+    import transformers
+    import transformers.generation.stopping_criteria
+    import transformers.generation.streamers  # noqa: F401
 
     started = time.perf_counter()
     gguf = gguf or gguf_path()
@@ -320,6 +326,13 @@ class LocalBackend:
             self._cancel[id(request)] = flag
         try:
             yield from self._generate(request, flag)
+        except LLMError:
+            raise
+        except Exception as exc:
+            raise LLMError(
+                f"The offline model failed: {type(exc).__name__}: {exc}. If this persists, delete "
+                f"the converted copy in {self.cache_dir} to rebuild it."
+            ) from exc
         finally:
             # Also reached when the caller stops reading: the generation thread then ends too.
             flag.set()
@@ -328,7 +341,8 @@ class LocalBackend:
 
     def _generate(self, request: LLMRequest, flag: threading.Event) -> Iterator[Chunk]:
         import torch
-        from transformers import StoppingCriteriaList, TextIteratorStreamer
+        from transformers.generation.stopping_criteria import StoppingCriteriaList
+        from transformers.generation.streamers import TextIteratorStreamer
 
         loaded = self._ensure_loaded()
         tokenizer, model = loaded.tokenizer, loaded.model
