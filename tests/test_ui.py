@@ -175,3 +175,44 @@ def test_voting_before_a_pair_is_shown_is_refused(app: RunningApp) -> None:
     client.predict(api_name="/open_sample_news_summaries")
     result = client.predict("", api_name="/vote_right")
     assert "Wait until both outputs" in result[5]
+
+
+def test_login_is_the_annotator_whatever_the_client_says(tmp_path: Path) -> None:
+    with running_app(tmp_path / "auth.db", auth=[("alice", "pw1"), ("bob", "pw2")]) as app:
+        client = gradio_client.Client(app.url, auth=("alice", "pw1"), verbose=False)
+        client.predict("mallory", api_name="/set_annotator")  # ignored: the login decides
+        client.predict(api_name="/open_sample_informal_to_formal")
+        client.predict(api_name="/edit_next")
+        client.predict(api_name="/edit_accept")
+        project = app.context.store.projects.find("Informal to formal")
+        assert [e.annotator for e in app.context.store.edits.list(project.id)] == ["alice"]
+
+
+def test_serve_options_and_warning() -> None:
+    from promptopt.ui.serve_cli import host_warning, parse_auth
+
+    assert parse_auth(["a:b", "c:d:e"]) == [("a", "b"), ("c", "d:e")]
+    assert parse_auth(None, "u1:p1,u2:p2") == [("u1", "p1"), ("u2", "p2")]
+    with pytest.raises(ValueError, match="USER:PASS"):
+        parse_auth(["nopassword"])
+    assert host_warning("127.0.0.1", []) is None
+    assert host_warning("0.0.0.0", [("a", "b")]) is None
+    warning = host_warning("0.0.0.0", [])
+    assert warning is not None and "--auth" in warning
+
+
+def test_word_diff_and_escaping() -> None:
+    from promptopt.ui.formatting import escape_md, word_diff
+
+    diff = word_diff("the cat sat", "the dog sat down")
+    assert ("cat ", "-") in diff and ("dog ", "+") in diff and ("down ", "+") in diff
+    escaped = escape_md("<script>alert(1)</script> **bold**")
+    assert "<script>" not in escaped and "**" not in escaped
+
+
+def test_engine_verdict_follows_the_screen_side() -> None:
+    from promptopt.ui.tabs.compare import engine_verdict
+
+    assert engine_verdict("left", "a") == "a" and engine_verdict("left", "b") == "b"
+    assert engine_verdict("right", "a") == "b" and engine_verdict("right", "b") == "a"
+    assert engine_verdict("tie", "b") == "tie" and engine_verdict("skip", "a") == "skip"

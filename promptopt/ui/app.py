@@ -12,7 +12,7 @@ import gradio as gr
 from promptopt.ui import theming
 from promptopt.ui.context import AppContext, user_message
 from promptopt.ui.pairs import PairProducer
-from promptopt.ui.state import SessionState, clean_annotator
+from promptopt.ui.state import SessionState, bind_user, clean_annotator
 from promptopt.ui.tabs import compare, edit, export, inspect, profile, project, prompts
 
 TITLE = "promptopt"
@@ -103,7 +103,10 @@ def build_app(
         ):
             tab.select(parts["refresh"], [state], parts["refresh_outputs"], show_progress="hidden")
 
-        def enter_compare(st: SessionState) -> Iterator[dict[Any, Any]]:
+        def enter_compare(
+            st: SessionState, request: gr.Request | None = None
+        ) -> Iterator[dict[Any, Any]]:
+            bind_user(st, request)
             # The first visit starts a pair at once, so the user never faces an empty screen.
             if st.project_id is not None and st.duel is None:
                 yield from compare_parts["start"](st)
@@ -113,11 +116,10 @@ def build_app(
         compare_tab.select(enter_compare, [state], compare_parts["start_outputs"])
 
         def on_load(st: SessionState, request: gr.Request) -> dict[Any, Any]:
-            user = getattr(request, "username", None)
-            if not user:
+            bind_user(st, request)
+            if not st.locked_annotator:
                 # Returning the state here could overwrite a click that raced the page load.
                 return {header: project.banner(ctx, st)}
-            st.annotator, st.locked_annotator = clean_annotator(user, annotator_default), True
             return {
                 state: st,
                 annotator: gr.update(value=st.annotator, interactive=False),
@@ -126,7 +128,10 @@ def build_app(
 
         demo.load(on_load, [state], [state, annotator, header], show_progress="hidden")
 
-        def on_annotator(st: SessionState, name: str) -> dict[Any, Any]:
+        def on_annotator(
+            st: SessionState, name: str, request: gr.Request | None = None
+        ) -> dict[Any, Any]:
+            bind_user(st, request)
             if st.locked_annotator:
                 return {annotator: st.annotator}
             new = clean_annotator(name, annotator_default)

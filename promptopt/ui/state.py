@@ -38,3 +38,14 @@ def clean_annotator(name: str | None, default: str) -> str:
     """Annotator names are free text; surrounding space and empty names fall back to the default."""
     name = (name or "").strip()
     return name[:64] if name else default
+
+
+def bind_user(st: SessionState, request: Any) -> SessionState:
+    """With a login, the annotator is the logged-in user, whatever the page or an API call says.
+
+    Every handler that reads or writes one annotator's data calls this first, so a client that
+    skips the page's load event (gradio_client, scripts) is still bound to its login."""
+    user = getattr(request, "username", None) if request is not None else None
+    if user:
+        st.annotator, st.locked_annotator = clean_annotator(user, st.annotator), True
+    return st

@@ -15,7 +15,7 @@ import gradio as gr
 from promptopt.ui.context import AppContext, user_message
 from promptopt.ui.formatting import escape_md, shorten
 from promptopt.ui.pairs import POLL_S, PendingPair
-from promptopt.ui.state import SessionState
+from promptopt.ui.state import SessionState, bind_user
 
 # Screen verdicts: the user judges LEFT ("A") and RIGHT ("B"); the engine's "a"/"b" name prompts.
 SCREEN_VERDICTS = {
@@ -202,7 +202,8 @@ def build(ctx: AppContext, state: gr.State) -> dict[str, Any]:
         ctx.compare.propose(st.project_id, st.annotator, n=PROPOSE_FIRST)
         ctx.pairs.discard(st.session_id)
 
-    def on_start(st: SessionState) -> Iterator[dict]:
+    def on_start(st: SessionState, request: gr.Request | None = None) -> Iterator[dict]:
+        bind_user(st, request)
         problem = precheck(st)
         if problem:
             yield {status: problem}
@@ -219,7 +220,8 @@ def build(ctx: AppContext, state: gr.State) -> dict[str, Any]:
 
     start_btn.click(on_start, [state], outputs, api_name="compare_start")
 
-    def on_retry(st: SessionState) -> Iterator[dict]:
+    def on_retry(st: SessionState, request: gr.Request | None = None) -> Iterator[dict]:
+        bind_user(st, request)
         problem = precheck(st)
         if problem:
             yield {status: problem}
@@ -234,7 +236,10 @@ def build(ctx: AppContext, state: gr.State) -> dict[str, Any]:
     retry_btn.click(on_retry, [state], outputs, api_name="compare_retry")
 
     def make_vote(screen: str) -> Any:
-        def on_vote(st: SessionState, note: str) -> Iterator[dict]:
+        def on_vote(
+            st: SessionState, note: str, request: gr.Request | None = None
+        ) -> Iterator[dict]:
+            bind_user(st, request)
             started = time.perf_counter()
             duel = st.duel
             if duel is None or not st.duel_complete:
@@ -273,7 +278,8 @@ def build(ctx: AppContext, state: gr.State) -> dict[str, Any]:
             trigger_mode="once",
         )
 
-    def refresh(st: SessionState) -> dict[Any, Any]:
+    def refresh(st: SessionState, request: gr.Request | None = None) -> dict[Any, Any]:
+        bind_user(st, request)
         return {counter: counter_text(ctx, st), best: best_text(ctx, st)}
 
     return {

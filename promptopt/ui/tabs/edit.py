@@ -10,7 +10,7 @@ import gradio as gr
 
 from promptopt.ui.context import AppContext, user_message
 from promptopt.ui.formatting import escape_md, shorten, word_diff
-from promptopt.ui.state import SessionState
+from promptopt.ui.state import SessionState, bind_user
 
 
 def input_choices(ctx: AppContext, project_id: int | None) -> list[tuple[str, int]]:
@@ -122,10 +122,14 @@ def build(ctx: AppContext, state: gr.State) -> dict[str, Any]:
             status: "Edit the output, then submit (or accept it as is).",
         }
 
-    def on_next(st: SessionState) -> Iterator[dict]:
+    def on_next(st: SessionState, request: gr.Request | None = None) -> Iterator[dict]:
+        bind_user(st, request)
         yield from draft_for(st, None)
 
-    def on_generate(st: SessionState, input_id: int | None) -> Iterator[dict]:
+    def on_generate(
+        st: SessionState, input_id: int | None, request: gr.Request | None = None
+    ) -> Iterator[dict]:
+        bind_user(st, request)
         yield from draft_for(st, input_id)
 
     next_btn.click(on_next, [state], draft_outputs, api_name="edit_next")
@@ -172,16 +176,21 @@ def build(ctx: AppContext, state: gr.State) -> dict[str, Any]:
             inferred: pref,
         }
 
-    def on_submit(st: SessionState, edited: str) -> Iterator[dict]:
+    def on_submit(
+        st: SessionState, edited: str, request: gr.Request | None = None
+    ) -> Iterator[dict]:
+        bind_user(st, request)
         yield from finish(st, edited)
 
-    def on_accept(st: SessionState) -> Iterator[dict]:
+    def on_accept(st: SessionState, request: gr.Request | None = None) -> Iterator[dict]:
+        bind_user(st, request)
         yield from finish(st, None)
 
     submit_btn.click(on_submit, [state, output_box], result_outputs, api_name="edit_submit")
     accept_btn.click(on_accept, [state], result_outputs, api_name="edit_accept")
 
-    def on_pending(st: SessionState) -> dict[Any, Any]:
+    def on_pending(st: SessionState, request: gr.Request | None = None) -> dict[Any, Any]:
+        bind_user(st, request)
         try:
             project = ctx.project(st.project_id)
             done = ctx.edit.retry_pending(project.id, st.annotator)

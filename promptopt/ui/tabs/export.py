@@ -10,7 +10,7 @@ import gradio as gr
 
 from promptopt.ui.context import AppContext, Unavailable, user_message
 from promptopt.ui.formatting import preview_text
-from promptopt.ui.state import SessionState
+from promptopt.ui.state import SessionState, bind_user
 
 # Used only while promptopt.export is missing from a build: the current prompt as text or JSON.
 FALLBACK_FORMATS = {"text": ("Plain text", ".txt"), "json": ("JSON", ".json")}
@@ -50,7 +50,10 @@ def build(ctx: AppContext, state: gr.State) -> dict[str, Any]:
     download = gr.File(label="Download", interactive=False, elem_id="export-file")
     preview = gr.Code(label="Contents", language=None, interactive=False, elem_id="export-preview")
 
-    def on_export(st: SessionState, key: str, mine: bool) -> dict[Any, Any]:
+    def on_export(
+        st: SessionState, key: str, mine: bool, request: gr.Request | None = None
+    ) -> dict[Any, Any]:
+        bind_user(st, request)
         try:
             project = ctx.project(st.project_id)
             annotator = st.annotator if mine else None

@@ -8,7 +8,7 @@ import gradio as gr
 
 from promptopt.ui.context import AppContext, user_message
 from promptopt.ui.formatting import PROFILE_HEADERS, profile_rows
-from promptopt.ui.state import SessionState
+from promptopt.ui.state import SessionState, bind_user
 from storage import ValidationError
 
 
@@ -46,7 +46,10 @@ def build(ctx: AppContext, state: gr.State) -> dict[str, Any]:
             ctx.edit.profile(st.project_id, st.annotator, include_deleted=bool(deleted))
         )
 
-    def refresh(st: SessionState, deleted: bool = False) -> dict[Any, Any]:
+    def refresh(
+        st: SessionState, deleted: bool = False, request: gr.Request | None = None
+    ) -> dict[Any, Any]:
+        bind_user(st, request)
         try:
             ctx.project(st.project_id)
             values = rows(st, deleted)
@@ -67,7 +70,14 @@ def build(ctx: AppContext, state: gr.State) -> dict[str, Any]:
     table.select(on_select, None, [pref_id, text])
 
     def change(**fields: Any) -> Any:
-        def handler(st: SessionState, pid: float | None, body: str, deleted: bool) -> dict:
+        def handler(
+            st: SessionState,
+            pid: float | None,
+            body: str,
+            deleted: bool,
+            request: gr.Request | None = None,
+        ) -> dict:
+            bind_user(st, request)
             try:
                 project = ctx.project(st.project_id)
                 if pid is None:
@@ -99,7 +109,7 @@ def build(ctx: AppContext, state: gr.State) -> dict[str, Any]:
     restore_btn.click(change(deleted=False), inputs, outputs, api_name="profile_restore")
 
     return {
-        "refresh": lambda st: refresh(st, False),
+        "refresh": lambda st, request=None: refresh(st, False, request),
         "refresh_outputs": [table, status],
         "show_deleted": show_deleted,
     }

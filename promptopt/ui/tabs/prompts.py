@@ -10,7 +10,7 @@ import pandas as pd
 
 from promptopt.ui.context import AppContext, user_message
 from promptopt.ui.formatting import LEADERBOARD_HEADERS, escape_md, leaderboard_rows
-from promptopt.ui.state import SessionState
+from promptopt.ui.state import SessionState, bind_user
 from storage import ValidationError
 
 
@@ -73,7 +73,8 @@ def build(ctx: AppContext, state: gr.State) -> dict[str, Any]:
             height=260,
         )
 
-    def refresh(st: SessionState) -> dict[Any, Any]:
+    def refresh(st: SessionState, request: gr.Request | None = None) -> dict[Any, Any]:
+        bind_user(st, request)
         try:
             project = ctx.project(st.project_id)
             compare = ctx.compare
@@ -110,7 +111,8 @@ def build(ctx: AppContext, state: gr.State) -> dict[str, Any]:
 
     table.select(on_select, None, promote_id)
 
-    def on_add(st: SessionState, text: str) -> dict[Any, Any]:
+    def on_add(st: SessionState, text: str, request: gr.Request | None = None) -> dict[Any, Any]:
+        bind_user(st, request)
         try:
             project = ctx.project(st.project_id)
             prompt = ctx.compare.add_candidate(project.id, text, origin="user")
@@ -126,8 +128,10 @@ def build(ctx: AppContext, state: gr.State) -> dict[str, Any]:
     def on_propose(
         st: SessionState,
         n: float,
+        request: gr.Request | None = None,
         progress: gr.Progress = gr.Progress(),  # noqa: B008
     ) -> dict[Any, Any]:
+        bind_user(st, request)
         try:
             project = ctx.project(st.project_id)
             progress(0.0, desc="Asking the optimizer model for new prompts")
