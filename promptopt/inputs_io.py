@@ -3,6 +3,7 @@ rows are kept, so one broken line never costs the user the rest of the file."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -89,10 +90,8 @@ def parse_inputs_text(text: str, fmt: str, column: str | None = None) -> ParseRe
                 result.problems.append(f"line {number}: expected an object or a string")
         return result
     dialect: type[csv.Dialect] | csv.Dialect = csv.excel
-    try:
+    with contextlib.suppress(csv.Error):
         dialect = csv.Sniffer().sniff(text[:4096], delimiters=",\t;")
-    except csv.Error:
-        pass
     reader = csv.reader(io.StringIO(text), dialect)
     try:
         header = next(reader)
