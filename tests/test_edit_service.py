@@ -255,3 +255,19 @@ def test_index_rebuilds_from_sqlite(
     again = service(store, client, fake_embedder, k=1)
     assert again.prepare(project.id, "ann", item.id).preference == "bullet points"
     assert len(again.memory.index(project.id, "ann")) == 2
+
+
+@pytest.mark.parametrize(
+    ("reply", "phrase"),
+    [
+        ("The user's revision reveals a preference for bullet points.", "bullet points"),
+        ("Preference: short sentences", "short sentences"),
+        ('"no exclamation marks"\nBecause the user removed them.', "no exclamation marks"),
+        ("The revision reveals the preference: plain words", "plain words"),
+        ("   \n  ", ""),
+    ],
+)
+def test_clean_phrase_strips_chatter(reply: str, phrase: str) -> None:
+    from promptopt.edit.prompts import clean_phrase
+
+    assert clean_phrase(reply) == phrase
