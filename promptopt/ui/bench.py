@@ -65,15 +65,22 @@ def bench_client(app: RunningApp, votes: int) -> list[float]:
     client = Client(app.url, verbose=False)
     client.predict("bench-client", api_name="/set_annotator")
     client.predict(api_name=f"/open_sample_{SAMPLE.replace('-', '_')}")
-    client.predict(api_name="/compare_start")
+    check(client.predict(api_name="/compare_start"), "the first pair")
     times: list[float] = []
     for i in range(votes):
         start = time.perf_counter()
         result = client.predict("", api_name="/vote_left" if i % 2 else "/vote_right")
         times.append((time.perf_counter() - start) * 1000)
-        if not (result[3] and result[4]):
-            raise RuntimeError(f"vote {i + 1}: the next pair was not complete: {result[5]}")
+        check(result, f"vote {i + 1}")
     return times
+
+
+def check(result: tuple[Any, ...], what: str) -> None:
+    """Both outputs (fields 3 and 4) are text and the status (field 5) reports no problem."""
+    left, right, status = result[3], result[4], result[5]
+    complete = isinstance(left, str) and left and isinstance(right, str) and right
+    if not complete or (isinstance(status, str) and status.strip()):
+        raise RuntimeError(f"{what}: the pair was not shown complete: {status}")
 
 
 def _ready(page: Any, url: str) -> None:
