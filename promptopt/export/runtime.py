@@ -64,7 +64,14 @@ class PromptRuntime:
     def __init__(self, bundle: Bundle, *, embedder: Embedder | None = None) -> None:
         self.bundle = bundle
         self._embedder = embedder
-        self._ids, self._vectors = bundle.context_matrix()
+        self._ids, vectors = bundle.context_matrix()
+        # Exports hold normalised vectors; normalising once more guards hand-made bundles, so
+        # that the inner product is the cosine.
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True) if len(vectors) else None
+        if norms is not None:
+            norms[norms == 0] = 1.0
+            vectors = np.ascontiguousarray(vectors / norms, dtype=np.float32)
+        self._vectors = vectors
         self._pref = {p.id: p for p in bundle.preferences}
         if embedder is not None and self._vectors.shape[0]:
             self._check_embedder(embedder)
@@ -122,12 +129,11 @@ class PromptRuntime:
         if self._vectors.shape[0] == 0:
             return []
         query = np.asarray(self.embedder.encode([input_text]), dtype=np.float32).reshape(-1)
-        # Stored vectors are normalised at export; normalising again guards hand-made bundles.
-        norms = np.linalg.norm(self._vectors, axis=1)
-        norms[norms == 0] = 1.0
-        scores = (self._vectors @ query) / norms
+        scores = self._vectors @ query
         k = min(self.bundle.retrieval.k, len(scores))
-        top = np.argsort(-scores, kind="stable")[:k]
+        # argpartition finds the k best in linear time; only those k are then sorted.
+        part = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
+        top = part[np.argsort(-scores[part], kind="stable")]
         threshold = self.bundle.retrieval.threshold
         return [
             (None if self._ids[i] < 0 else int(self._ids[i]), float(scores[i]))
