@@ -216,3 +216,12 @@ def test_engine_verdict_follows_the_screen_side() -> None:
     assert engine_verdict("left", "a") == "a" and engine_verdict("left", "b") == "b"
     assert engine_verdict("right", "a") == "b" and engine_verdict("right", "b") == "a"
     assert engine_verdict("tie", "b") == "tie" and engine_verdict("skip", "a") == "skip"
+
+
+def test_add_own_preference_is_pinned_and_applied(app: RunningApp) -> None:
+    client = session(app, "hana")
+    client.predict(api_name="/open_sample_informal_to_formal")
+    table, status, _ = client.predict("always end with a question", False, api_name="/profile_add")
+    assert "pinned" in status and table["data"][0][1] == "always end with a question"
+    applied = client.predict(api_name="/edit_next")[1]
+    assert "always end with a question" in applied

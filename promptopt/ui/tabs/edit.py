@@ -118,6 +118,8 @@ def build(ctx: AppContext, state: gr.State) -> dict[str, Any]:
         st.draft_output = "".join(parts)
         yield {
             state: st,
+            applied: applied_text(draft),
+            input_box: draft.input.text,
             output_box: st.draft_output,
             status: "Edit the output, then submit (or accept it as is).",
         }

@@ -37,6 +37,13 @@ def build(ctx: AppContext, state: gr.State) -> dict[str, Any]:
         unpin_btn = gr.Button("Unpin")
         delete_btn = gr.Button("Delete", variant="stop")
         restore_btn = gr.Button("Restore")
+    with gr.Row(equal_height=True):
+        new_text = gr.Textbox(
+            label="Add a preference of your own (pinned: applied to every output)",
+            scale=5,
+            elem_id="profile-new",
+        )
+        add_btn = gr.Button("Add", scale=1, elem_id="profile-add")
     status = gr.Markdown("", elem_id="profile-status")
 
     def rows(st: SessionState, deleted: bool) -> list[list[Any]]:
@@ -107,6 +114,25 @@ def build(ctx: AppContext, state: gr.State) -> dict[str, Any]:
     unpin_btn.click(change(pinned=False), inputs, outputs, api_name="profile_unpin")
     delete_btn.click(change(deleted=True), inputs, outputs, api_name="profile_delete")
     restore_btn.click(change(deleted=False), inputs, outputs, api_name="profile_restore")
+
+    def on_add(
+        st: SessionState, body: str, deleted: bool, request: gr.Request | None = None
+    ) -> dict[Any, Any]:
+        bind_user(st, request)
+        try:
+            project = ctx.project(st.project_id)
+            if not body or not body.strip():
+                raise ValidationError("Type the preference first, e.g. 'short sentences'.")
+            pref = ctx.edit.add_preference(project.id, st.annotator, body.strip(), pinned=True)
+        except Exception as exc:  # the text stays in the box
+            return {status: user_message(exc)}
+        result = refresh(st, deleted)
+        result.update({status: f"Added preference #{pref.id} (pinned).", new_text: ""})
+        return result
+
+    add_btn.click(
+        on_add, [state, new_text, show_deleted], [table, status, new_text], api_name="profile_add"
+    )
 
     return {
         "refresh": lambda st, request=None: refresh(st, False, request),

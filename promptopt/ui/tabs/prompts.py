@@ -41,7 +41,7 @@ def build(ctx: AppContext, state: gr.State) -> dict[str, Any]:
     with gr.Row():
         refresh_btn = gr.Button("Refresh", size="sm", elem_id="prompts-refresh")
     with gr.Row(equal_height=True):
-        promote_id = gr.Number(label="Prompt id", precision=0, scale=1)
+        promote_id = gr.Number(label="Prompt id", value=None, precision=0, scale=1)
         promote_btn = gr.Button("Make it the project's prompt", scale=2, elem_id="prompts-promote")
     with gr.Row(equal_height=True):
         own = gr.Textbox(
