@@ -20,9 +20,9 @@ SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screensh
 XSS = '<script>window.__xss = 1</script><img src="x" onerror="window.__xss = 2"> trap text'
 
 
-def shot(page: Any, name: str) -> None:
+def shot(page: Any, name: str, full_page: bool = False) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=full_page)
 
 
 def expect() -> Any:
@@ -63,6 +63,10 @@ def test_open_sample_project(page: Any, browser_app: RunningApp) -> None:
     load(page, browser_app.url)
     page.locator("#sample-news-summaries").click()
     expect()(page.locator("#banner")).to_contain_text("News summaries")
+    # Name the fake model, so the call log (and the screenshots) say what answered.
+    store = browser_app.context.store
+    project = store.projects.find("News summaries")
+    store.projects.update(project.id, generator_model="fake", optimizer_model="fake")
     expect()(page.locator("#project-name textarea, #project-name input").first).to_have_value(
         "News summaries"
     )
@@ -101,7 +105,7 @@ def test_two_edits_update_the_profile(page: Any, browser_app: RunningApp) -> Non
         expect()(page.locator("#edit-inferred")).not_to_contain_text("pending")
         expect()(page.locator("#edit-distance")).to_contain_text("words")
         if round_number == 2:
-            shot(page, "edit")
+            shot(page, "edit", full_page=True)
     project = browser_app.context.store.projects.find("News summaries")
     edits = browser_app.context.store.edits.list(project.id, "you")
     assert len(edits) == 2 and all(e.edited.startswith("Round") for e in edits)
@@ -118,7 +122,8 @@ def test_prompts_leaderboard(page: Any, browser_app: RunningApp) -> None:
     open_tab(page, "Prompts")
     expect()(page.locator("#prompts-leaderboard")).to_contain_text("base")
     expect()(page.locator("#prompts-best")).to_contain_text("prompt #")
-    shot(page, "prompts")
+    page.wait_for_timeout(500)  # the plots draw after the table
+    shot(page, "prompts", full_page=True)
 
 
 def test_export_a_file(page: Any, browser_app: RunningApp) -> None:
