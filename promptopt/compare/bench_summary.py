@@ -109,7 +109,15 @@ def _catch_up(runs: list[dict[str, Any]], scales: list[float]) -> list[str]:
     return lines
 
 
-def _plot(runs: list[dict[str, Any]], methods: list[str], scales: list[float], out: Path) -> None:
+def _plot(
+    runs: list[dict[str, Any]],
+    methods: list[str],
+    scales: list[float],
+    out: Path,
+    subset_runs: list[dict[str, Any]] | None = None,
+) -> None:
+    """Solid lines: every run of a method. Dashed: the same methods on the apohf subset only, so
+    that apohf is compared on the pools it ran on."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -122,7 +130,23 @@ def _plot(runs: list[dict[str, Any]], methods: list[str], scales: list[float], o
             if not chosen:
                 continue
             curve = np.array([r["quality"] for r in chosen]).mean(0)
-            ax.plot(np.arange(1, len(curve) + 1), curve, label=f"{method} ({len(chosen)} runs)")
+            line = ax.plot(
+                np.arange(1, len(curve) + 1), curve, label=f"{method} ({len(chosen)} runs)"
+            )
+            same = [
+                r
+                for r in subset_runs or []
+                if r["method"] == method and r["user_scale"] == scale and method != "apohf"
+            ]
+            if same:
+                part = np.array([r["quality"] for r in same]).mean(0)
+                ax.plot(
+                    np.arange(1, len(part) + 1),
+                    part,
+                    linestyle="--",
+                    color=line[0].get_color(),
+                    label=f"{method}, apohf's pools ({len(same)} runs)",
+                )
         ax.set_title(f"simulated user M = {scale:g}")
         ax.set_xlabel("votes")
         ax.set_ylabel("quality of reported prompt")
@@ -175,6 +199,7 @@ def run_summary(args: argparse.Namespace) -> int:
         "All instances:",
         *_table(runs, [m for m in methods if m != "apohf" or subset == set(instances)], scales),
     ]
+    subset_runs: list[dict[str, Any]] | None = None
     if "apohf" in methods and subset != set(instances):
         subset_runs = [
             r for r in runs if any(r["pool"] == Path(p).stem and r["model"] == m for p, m in subset)
@@ -192,6 +217,6 @@ def run_summary(args: argparse.Namespace) -> int:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps({"summary": lines, "runs": runs}))
     if args.plot is not None:
-        _plot(runs, methods, scales, args.plot)
+        _plot(runs, methods, scales, args.plot, subset_runs)
         print(f"plot: {args.plot}")
     return 0
