@@ -55,7 +55,9 @@ def build_parts(store: Any = None) -> Parts:
 
         # Projects with no model of their own then use the fake (default_model() reads this).
         os.environ.setdefault("PROMPTOPT_MODEL", "fake")
-        client = create_client(store, fake=demo_fake_llm())
+        fake = demo_fake_llm()
+        client = create_client(store, fake=fake)
+        client.register("local", fake)  # projects that name the offline default, too
     else:
         client = create_client(store)
     name = os.environ.get("PROMPTOPT_EMBEDDER", "default")
