@@ -26,8 +26,8 @@ from promptopt.compare.bench import (
     pool_models,
     quality,
     simulate,
-    single_threaded_blas,
 )
+from promptopt.compare.model import single_thread_blas
 
 Job = tuple[str, str | None, int, float, str, int]  # pool path, model, seed, M, method, rounds
 
@@ -36,7 +36,7 @@ def _run_job(job: Job, embedder: str) -> dict[str, Any]:
     path, model, seed, scale, method, rounds = job
     pool = load_pool(Path(path), model)
     features = embed_texts(pool.texts, embedder)
-    with single_threaded_blas():
+    with single_thread_blas():
         result = simulate(pool, features, method=method, rounds=rounds, seed=seed, user_scale=scale)
     return {
         "pool": pool.name,

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from promptopt.compare.model import single_thread_blas
 from promptopt.compare.selection import AnyStrategy, KernelStrategy, Votes, make_strategy
 from promptopt.embeddings import Embedder
 from promptopt.generation import validate_template
@@ -30,9 +31,10 @@ from storage.models import Comparison, Input, Prompt
 log = logging.getLogger("promptopt.compare")
 
 ENGINE = "compare"
-# Cosine similarity above which a new candidate is the same prompt in other words (MiniLM:
-# paraphrases that only change punctuation or one function word score above 0.97).
-DUPLICATE_COSINE = 0.97
+# Cosine similarity above which a new candidate is the same prompt (MiniLM on the LMentry pools:
+# above ~0.985 prompts differ by punctuation or a function word; at 0.97-0.98 they are real
+# rewordings, e.g. "Which of the two words..." vs "Of the two words, which one...").
+DUPLICATE_COSINE = 0.985
 STOP_CONFIDENCE = 0.95
 MIN_VOTES_TO_STOP = 10
 
@@ -209,7 +211,8 @@ class CompareService:
         elif old is not None:
             session.history = old.history
         if len(session.votes):
-            strategy.update(session.votes)
+            with single_thread_blas():
+                strategy.update(session.votes)
             session.history = [h for h in session.history if h[0] <= len(session.votes)]
             if not session.history or session.history[-1][0] != len(session.votes):
                 # votes recorded while the model could not learn (a failed refit, a crash)
@@ -294,7 +297,7 @@ class CompareService:
         )
         # The vote is on disk; from here on a failure only costs a refit later.
         key = (duel.project_id, annotator)
-        with self._lock(key):
+        with self._lock(key), single_thread_blas():
             try:
                 self._learn(duel, comparison, annotator)
             except Exception:
