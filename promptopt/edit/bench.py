@@ -351,6 +351,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--sizes", default="100,10000,100000", help="memory sizes (--overhead)")
     parser.add_argument("--queries", type=int, default=100, help="rounds per size (--overhead)")
+    parser.add_argument(
+        "--input-words", type=int, default=0, help="cut inputs to N words (--overhead; 0: whole)"
+    )
     parser.add_argument("--debug", action="store_true")
 
 
@@ -361,7 +364,10 @@ def run(args: argparse.Namespace) -> int:
         from promptopt.edit.overhead import measure_overhead, overhead_table
 
         sizes = [int(s) for s in str(args.sizes).split(",") if s.strip()]
-        rows = measure_overhead(embedder, [d.text for d in docs], sizes, args.queries, args.seed)
+        texts = [d.text for d in docs]
+        if args.input_words > 0:
+            texts = [" ".join(t.split()[: args.input_words]) for t in texts]
+        rows = measure_overhead(embedder, texts, sizes, args.queries, args.seed)
         print(overhead_table(rows))
         if args.out:
             args.out.write_text(json.dumps({"overhead": rows}, indent=2))

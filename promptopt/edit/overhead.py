@@ -2,6 +2,8 @@
 the real embedder), retrieve its neighbours (FAISS + SQLite lookups), store the round (edit,
 preference count, memory item, index update). Measured through ``EditService.prepare`` and
 ``EditService.accept`` (which make no LLM call when the neighbours agree) at several memory sizes.
+
+``measure_overhead`` is also what ``promptopt bench services`` can call.
 """
 
 from __future__ import annotations
@@ -78,7 +80,7 @@ def measure_overhead(
             service.memory.index(project.id, annotator)
             build_s = time.perf_counter() - build_start
             embed_ms: list[float] = []
-            prepare_ms: list[float] = []
+            retrieve_ms: list[float] = []
             store_ms: list[float] = []
             total_ms: list[float] = []
             for q in range(queries):
@@ -86,17 +88,17 @@ def measure_overhead(
                 text = f"{texts[q % len(texts)]} (round {q} of size {size})"
                 item = store.inputs.add(project.id, text)
                 t0 = time.perf_counter()
-                draft = service.prepare(project.id, annotator, item.id)
+                service.memory.embed(text)  # encode + store the vector
                 t1 = time.perf_counter()
-                service.accept(draft, "An output the user accepts as it is.", annotator)
+                # prepare() now finds the vector in SQLite: what remains is retrieval.
+                draft = service.prepare(project.id, annotator, item.id)
                 t2 = time.perf_counter()
-                # The embedding alone, measured on its own call (same cost as inside prepare).
-                e0 = time.perf_counter()
-                embedder.encode([text + " again"])
-                embed_ms.append((time.perf_counter() - e0) * 1000)
-                prepare_ms.append((t1 - t0) * 1000)
-                store_ms.append((t2 - t1) * 1000)
-                total_ms.append((t2 - t0) * 1000)
+                service.accept(draft, "An output the user accepts as it is.", annotator)
+                t3 = time.perf_counter()
+                embed_ms.append((t1 - t0) * 1000)
+                retrieve_ms.append((t2 - t1) * 1000)
+                store_ms.append((t3 - t2) * 1000)
+                total_ms.append((t3 - t0) * 1000)
             assert len(draft.neighbours) == 5
             rows.append(
                 {
@@ -104,10 +106,17 @@ def measure_overhead(
                     "queries": queries,
                     "round_p50_ms": _pct(total_ms, 50),
                     "round_p95_ms": _pct(total_ms, 95),
+                    # retrieve + store: the engine's work around the embedding model
+                    "engine_p50_ms": _pct(
+                        [r + s for r, s in zip(retrieve_ms, store_ms, strict=True)], 50
+                    ),
+                    "engine_p95_ms": _pct(
+                        [r + s for r, s in zip(retrieve_ms, store_ms, strict=True)], 95
+                    ),
                     "embed_p50_ms": _pct(embed_ms, 50),
                     "embed_p95_ms": _pct(embed_ms, 95),
-                    "prepare_p50_ms": _pct(prepare_ms, 50),
-                    "prepare_p95_ms": _pct(prepare_ms, 95),
+                    "retrieve_p50_ms": _pct(retrieve_ms, 50),
+                    "retrieve_p95_ms": _pct(retrieve_ms, 95),
                     "store_p50_ms": _pct(store_ms, 50),
                     "store_p95_ms": _pct(store_ms, 95),
                     "fill_s": round(fill_s, 1),
@@ -122,13 +131,13 @@ def measure_overhead(
 def overhead_table(rows: list[dict[str, Any]]) -> str:
     head = (
         f"{'items':>8} {'round p50':>9} {'round p95':>9} {'embed p50':>9} {'embed p95':>9} "
-        f"{'prep p95':>8} {'store p95':>9}  (ms)"
+        f"{'retr p95':>8} {'store p95':>9} {'no-embed p95':>12}  (ms)"
     )
     lines = [head]
     for r in rows:
         lines.append(
             f"{r['memory_items']:>8} {r['round_p50_ms']:>9} {r['round_p95_ms']:>9} "
-            f"{r['embed_p50_ms']:>9} {r['embed_p95_ms']:>9} {r['prepare_p95_ms']:>8} "
-            f"{r['store_p95_ms']:>9}"
+            f"{r['embed_p50_ms']:>9} {r['embed_p95_ms']:>9} {r['retrieve_p95_ms']:>8} "
+            f"{r['store_p95_ms']:>9} {r['engine_p95_ms']:>12}"
         )
     return "\n".join(lines)
