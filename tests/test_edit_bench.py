@@ -94,7 +94,7 @@ def test_cipher_learns_from_rule_user_with_fake_agent(tmp_path: Path, store: obj
         methods=("no-learning", "oracle", "icl-edit", "cipher-1", "cipher-3"),
     )
     result = run_benchmark(
-        store,
+        store,  # type: ignore[arg-type]
         client,
         FakeEmbedder(),
         docs,
