@@ -112,3 +112,14 @@ def test_real_embedder_near_texts_retrieve_each_other(
     path.unlink()
     rebuilt = VectorIndex.load_or_rebuild(384, path, real_embedder.name, loader)  # type: ignore[attr-defined]
     assert {h.id for h in rebuilt.search(query, k=2)[0]} == {ids[1], ids[3]}
+
+
+def test_empty_memory_builds_an_empty_index(tmp_path: Path) -> None:
+    def loader() -> tuple[np.ndarray, np.ndarray]:
+        return np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32)
+
+    index = VectorIndex.load_or_rebuild(8, tmp_path / "e.faiss", "m", loader)
+    assert len(index) == 0
+    assert index.search(np.ones(8, dtype=np.float32), k=3) == [[]]
+    index.add([], np.zeros((0, 8), dtype=np.float32))
+    assert len(index) == 0

@@ -7,39 +7,15 @@ incrementally on every new item and rebuilt from SQLite when its file is missing
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from promptopt.embeddings import Embedder, VectorIndex
 from storage import Store
-
-_controller: Any = None
-_controller_lock = threading.Lock()
-
-
-def single_thread_search() -> contextlib.AbstractContextManager[Any]:
-    """One query against a flat index is a single matrix-vector product: FAISS's OpenMP threads
-    only fight over the cores. Measured on 2 busy cores, 100k x 384 items: p50 48 ms with the
-    default 2 threads, 11 ms with one (p95 55 vs 20 ms). threadpoolctl (present with
-    scikit-learn) sets the limit for the duration of the search; without it, no limit."""
-    global _controller
-    with _controller_lock:
-        if _controller is None:
-            try:
-                from threadpoolctl import ThreadpoolController
-            except ImportError:
-                _controller = False
-            else:
-                _controller = ThreadpoolController()
-    if _controller is False:
-        return contextlib.nullcontext()
-    return _controller.limit(limits=1, user_api="openmp")  # type: ignore[no-any-return]
 
 
 @dataclass
@@ -79,17 +55,12 @@ class ContextMemory:
             found = self._indexes.get(key)
             if found is None:
                 path = index_path(self.store, project_id, annotator)
-                if self.store.memory.count(project_id, annotator) == 0:
-                    # VectorIndex.add cannot reshape an empty batch, so load_or_rebuild fails on
-                    # an empty memory; an empty index needs no loading anyway.
-                    found = VectorIndex(self.embedder.dim, path, self.embedder.name)
-                else:
-                    found = VectorIndex.load_or_rebuild(
-                        self.embedder.dim,
-                        path,
-                        self.embedder.name,
-                        lambda: self._vectors(project_id, annotator),
-                    )
+                found = VectorIndex.load_or_rebuild(
+                    self.embedder.dim,
+                    path,
+                    self.embedder.name,
+                    lambda: self._vectors(project_id, annotator),
+                )
                 self._indexes[key] = found
             return found
 
@@ -150,8 +121,7 @@ class ContextMemory:
         if k <= 0:
             return []
         index = self.index(project_id, annotator)
-        with single_thread_search():
-            hits = index.search(vector, k)[0]
+        hits = index.search(vector, k)[0]
         out: list[Neighbour] = []
         for hit in hits:
             if hit.score < threshold:

@@ -7,6 +7,7 @@ its sidecar disagrees with what SQLite holds now, the index is rebuilt from SQLi
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 from collections.abc import Callable
@@ -14,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from promptopt.threads import single_thread
 
 # Past this many vectors an exact Flat scan gets slower than an IVF probe; measured with
 # `promptopt bench services` (see README). Below it, exact search is both faster and exact.
@@ -48,9 +51,9 @@ class VectorIndex:
 
     def add(self, ids: np.ndarray | list[int], vectors: np.ndarray) -> None:
         ids_arr = np.asarray(ids, dtype=np.int64).reshape(-1)
-        vecs = np.ascontiguousarray(vectors, dtype=np.float32).reshape(len(ids_arr), -1)
         if len(ids_arr) == 0:
             return
+        vecs = np.ascontiguousarray(vectors, dtype=np.float32).reshape(len(ids_arr), -1)
         if vecs.shape[1] != self.dim:
             raise ValueError(f"vector dimension {vecs.shape[1]} does not match index {self.dim}")
         with self._lock:
@@ -69,7 +72,11 @@ class VectorIndex:
         with self._lock:
             if len(self) == 0 or k <= 0:
                 return [[] for _ in range(len(q))]
-            scores, ids = self._index.search(q, min(k, len(self)))
+            # A few queries against a flat index are matrix-vector products: OpenMP threads only
+            # fight over the cores (see promptopt.threads).
+            limit = single_thread("openmp") if len(q) <= 4 else contextlib.nullcontext()
+            with limit:
+                scores, ids = self._index.search(q, min(k, len(self)))
         return [
             [Hit(int(i), float(s)) for i, s in zip(id_row, score_row, strict=True) if i != -1]
             for id_row, score_row in zip(ids, scores, strict=True)
