@@ -102,6 +102,38 @@ def test_a_session_finds_the_favourite_and_rotates_inputs(store, client, fake_em
     assert svc.best(project.id, "other") is None
 
 
+def test_the_duel_after_the_one_on_screen_is_reserved_and_shown_next(
+    store, client, fake_embedder
+) -> None:
+    """Prefetch: next_duel(after=d) reserves a different pair; the vote on d promotes it."""
+    project = _project(store, inputs=4)
+    svc = _service(store, client, fake_embedder)
+    svc.ensure_pool(project.id)
+    for text in ("Give the gist of {input}", "Write one line on {input}", "Explain {input}"):
+        svc.add_candidate(project.id, text)
+    for _ in range(6):
+        on_screen = svc.next_duel(project.id, "u")
+        follow = svc.next_duel(project.id, "u", after=on_screen)
+        assert svc.next_duel(project.id, "u", after=on_screen).id == follow.id  # stable
+        assert {follow.prompt_a.id, follow.prompt_b.id} != {
+            on_screen.prompt_a.id,
+            on_screen.prompt_b.id,
+        } or follow.input.id != on_screen.input.id
+        svc.record_vote(on_screen, "a", "u")
+        shown = svc.next_duel(project.id, "u")
+        assert shown.id == follow.id
+        assert (shown.input.id, shown.prompt_a.id, shown.prompt_b.id, shown.left) == (
+            follow.input.id,
+            follow.prompt_a.id,
+            follow.prompt_b.id,
+            follow.left,
+        )
+    # A vote on a duel with no reservation falls back to choosing afresh.
+    lone = svc.next_duel(project.id, "u")
+    svc.record_vote(lone, "b", "u")
+    assert svc.next_duel(project.id, "u").id != lone.id
+
+
 def test_ties_and_skips_in_the_leaderboard(store, client, fake_embedder) -> None:
     project = _project(store)
     svc = _service(store, client, fake_embedder)

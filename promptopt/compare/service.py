@@ -80,6 +80,10 @@ class _Session:
     votes: Votes = field(default_factory=Votes)
     input_uses: dict[int, int] = field(default_factory=dict)
     pending: tuple[int, int] | None = None  # pool indices of the next pair
+    # The duel reserved to follow the one on screen, keyed by that duel's id: chosen before the
+    # vote so its outputs can be generated while the user reads (see next_duel(after=...)).
+    queued: tuple[str, Duel] | None = None
+    pending_duel: Duel | None = None  # a queued duel promoted by the vote: shown next, as is
     history: list[tuple[int, float]] = field(default_factory=list)
     stale: bool = False
 
@@ -245,7 +249,15 @@ class CompareService:
         return random.Random(f"{self.seed}:{project_id}:{annotator}:{votes}")
 
     # -- duels -----------------------------------------------------------------------------------
-    def next_duel(self, project_id: int, annotator: str) -> Duel:
+    def next_duel(self, project_id: int, annotator: str, after: Duel | None = None) -> Duel:
+        """The duel to show now; with ``after`` (the duel on screen, not voted yet), the duel that
+        will follow it, so its outputs can be generated while the user reads.
+
+        The follow-up is chosen as if the duel on screen ended in a tie (a "believer" fantasy, as
+        in batch Bayesian optimisation): the model keeps its ranking but sees that pair as
+        explored, so it reserves a different, still informative pair. The vote on ``after``
+        promotes the reserved duel, and the next call without ``after`` returns it unchanged.
+        """
         with self._lock((project_id, annotator)):
             session = self._session(project_id, annotator)
             if len(session.prompts) < 2:
@@ -258,22 +270,64 @@ class CompareService:
                 raise ValidationError(
                     "This project has no inputs yet. Import or type a few inputs to compare on."
                 )
-            rng = self._rng(project_id, annotator, len(session.votes))
-            if session.pending is None:
-                session.pending = self._choose(session, rng)
-            a, b = session.pending
-            # Rotate inputs: the least-used input next, so the winner must win across inputs.
-            fewest = min(session.input_uses.get(i.id, 0) for i in inputs)
-            candidates = [i for i in inputs if session.input_uses.get(i.id, 0) == fewest]
-            chosen = candidates[rng.randrange(len(candidates))]
-            return Duel(
-                id=uuid.UUID(int=rng.getrandbits(128), version=4).hex,
-                project_id=project_id,
-                input=chosen,
-                prompt_a=session.prompts[a],
-                prompt_b=session.prompts[b],
-                left="a" if rng.random() < 0.5 else "b",
-            )
+            if after is None:
+                if session.pending_duel is not None:
+                    return session.pending_duel
+                rng = self._rng(project_id, annotator, len(session.votes))
+                if session.pending is None:
+                    session.pending = self._choose(session, rng)
+                return self._make_duel(project_id, session, session.pending, inputs, rng, {})
+            if session.queued is not None and session.queued[0] == after.id:
+                return session.queued[1]
+            index = session.index()
+            rng = random.Random(f"{self.seed}:{project_id}:{annotator}:after:{after.id}")
+            pair = self._choose_after(session, index, after, rng)
+            uses = {after.input.id: 1}
+            duel = self._make_duel(project_id, session, pair, inputs, rng, uses)
+            session.queued = (after.id, duel)
+            return duel
+
+    def _choose_after(
+        self, session: _Session, index: dict[int, int], after: Duel, rng: random.Random
+    ) -> tuple[int, int]:
+        a, b = index.get(after.prompt_a.id), index.get(after.prompt_b.id)
+        if a is None or b is None:
+            return self._choose(session, rng)
+        fantasy = Votes([*session.votes.items])
+        fantasy.add(a, b, "tie")
+        with single_thread_blas():
+            session.strategy.update(fantasy)
+            try:
+                return self._choose(session, rng)
+            finally:
+                session.strategy.update(session.votes)
+
+    def _make_duel(
+        self,
+        project_id: int,
+        session: _Session,
+        pair: tuple[int, int],
+        inputs: list[Input],
+        rng: random.Random,
+        extra_uses: dict[int, int],
+    ) -> Duel:
+        a, b = pair
+
+        # Rotate inputs: the least-used input next, so the winner must win across inputs.
+        def uses(i: Input) -> int:
+            return session.input_uses.get(i.id, 0) + extra_uses.get(i.id, 0)
+
+        fewest = min(uses(i) for i in inputs)
+        candidates = [i for i in inputs if uses(i) == fewest]
+        chosen = candidates[rng.randrange(len(candidates))]
+        return Duel(
+            id=uuid.UUID(int=rng.getrandbits(128), version=4).hex,
+            project_id=project_id,
+            input=chosen,
+            prompt_a=session.prompts[a],
+            prompt_b=session.prompts[b],
+            left="a" if rng.random() < 0.5 else "b",
+        )
 
     def _choose(self, session: _Session, rng: random.Random) -> tuple[int, int]:
         np_rng = np.random.default_rng(rng.getrandbits(64))
@@ -326,7 +380,20 @@ class CompareService:
             utility = float(session.strategy.utilities()[0][best])
             session.history.append((len(session.votes), utility))
         session.pending = None
-        if len(session.prompts) >= 2:
+        session.pending_duel = None
+        queued, session.queued = session.queued, None
+        index = session.index()
+        if (
+            queued is not None
+            and queued[0] == duel.id
+            and queued[1].prompt_a.id in index
+            and queued[1].prompt_b.id in index
+        ):
+            # The duel reserved while the user read this one: its outputs may be ready already.
+            follow = queued[1]
+            session.pending = (index[follow.prompt_a.id], index[follow.prompt_b.id])
+            session.pending_duel = follow
+        elif len(session.prompts) >= 2:
             session.pending = self._choose(
                 session, self._rng(duel.project_id, annotator, len(session.votes))
             )

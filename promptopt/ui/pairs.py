@@ -30,6 +30,7 @@ class PendingPair:
     project_id: int
     annotator: str
     duel: Any = None
+    after: Any = None  # for a prefetch: the duel on screen that this one follows
     left: list[str] = field(default_factory=list)
     right: list[str] = field(default_factory=list)
     error: str | None = None
@@ -89,25 +90,38 @@ class PairProducer:
         self._session(session_id).executor.submit(self._produce, pending)
         return pending
 
-    def prefetch(self, session_id: str, project_id: int, annotator: str) -> None:
+    def prefetch(self, session_id: str, project_id: int, annotator: str, after: Any) -> None:
+        """Make the duel that the engine reserves to follow ``after`` (the duel on screen)."""
         session = self._session(session_id)
-        if session.prefetched is not None and _matches(session.prefetched, project_id, annotator):
+        current = session.prefetched
+        if (
+            current is not None
+            and _matches(current, project_id, annotator)
+            and _same_duel(current.after, after)
+        ):
             return
-        session.prefetched = self.start(session_id, project_id, annotator)
+        pending = PendingPair(project_id, annotator, after=after)
+        session.prefetched = pending
+        session.executor.submit(self._produce, pending)
 
     def take(
         self, session_id: str, project_id: int, annotator: str, voted: Any = None
     ) -> PendingPair:
-        """The prefetched pair when it fits, else a fresh one.
+        """After a vote on ``voted``: the pair prefetched to follow it, else a fresh one.
 
-        A prefetched duel chosen before the vote can be the very duel just voted on (an engine
-        may keep offering its pending pair until a vote arrives); that one is stale and a fresh
-        duel is asked for. Its outputs were cached, so the prefetch cost nothing."""
+        The engine promotes the duel it reserved for after ``voted`` (``next_duel(after=...)``),
+        so the prefetched outputs are what the next screen shows. A prefetch made for another
+        duel, or one that came out as the very duel just voted on, is dropped."""
         session = self._session(session_id)
         pending, session.prefetched = session.prefetched, None
-        if pending is not None and _matches(pending, project_id, annotator):
+        if (
+            voted is not None
+            and pending is not None
+            and _matches(pending, project_id, annotator)
+            and _same_duel(pending.after, voted)
+        ):
             pending.chosen.wait(CHOOSE_WAIT_S)
-            if voted is None or not _same_duel(pending.duel, voted):
+            if not _same_duel(pending.duel, voted):
                 return pending
         return self.start(session_id, project_id, annotator)
 
@@ -127,7 +141,13 @@ class PairProducer:
     def _produce(self, pending: PendingPair) -> None:
         try:
             if pending.duel is None:
-                pending.duel = self._compare().next_duel(pending.project_id, pending.annotator)
+                engine = self._compare()
+                if pending.after is not None:
+                    pending.duel = engine.next_duel(
+                        pending.project_id, pending.annotator, after=pending.after
+                    )
+                else:
+                    pending.duel = engine.next_duel(pending.project_id, pending.annotator)
             pending.chosen.set()
             duel = pending.duel
             project = self.store.projects.get(pending.project_id)

@@ -171,7 +171,7 @@ def build(ctx: AppContext, state: gr.State) -> dict[str, Any]:
             }
             return
         st.duel, st.duel_complete = pending.duel, True
-        ctx.pairs.prefetch(st.session_id, pending.project_id, pending.annotator)
+        ctx.pairs.prefetch(st.session_id, pending.project_id, pending.annotator, pending.duel)
         yield {
             **extra,
             state: st,
