@@ -555,6 +555,10 @@ class EmbeddingRepo(_Repo):
         row = self._one("embedding", embedding_id)
         return np.frombuffer(row["vector"], dtype=np.float32)
 
+    def model_of(self, embedding_id: int) -> str:
+        """The name of the model that produced this vector."""
+        return str(self._one("embedding", embedding_id)["model"])
+
     def get_many(self, ids: Sequence[int]) -> dict[int, np.ndarray]:
         if not ids:
             return {}

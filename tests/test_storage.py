@@ -184,6 +184,7 @@ def test_embeddings_are_stored_once_and_round_trip(store: Store) -> None:
     assert store.embeddings.put("m", "text", v * 2) == first
     assert store.embeddings.put("other-model", "text", v) != first
     np.testing.assert_array_equal(store.embeddings.get(first), v)
+    assert store.embeddings.model_of(first) == "m"
     np.testing.assert_array_equal(store.embeddings.lookup("m", "text"), v)  # type: ignore[arg-type]
     assert store.embeddings.lookup("m", "missing") is None
 

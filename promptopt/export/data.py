@@ -280,10 +280,7 @@ def _contexts(
 
 
 def _embedding_model(store: Store, embedding_id: int) -> str:
-    # EmbeddingRepo exposes vectors but not the model column; the row helper is the one read
-    # path storage offers for it (asked the lead for a public accessor).
-    row = store.embeddings._one("embedding", embedding_id)
-    return str(row["model"])
+    return store.embeddings.model_of(embedding_id)
 
 
 def _retrieval_settings() -> tuple[int, float]:
