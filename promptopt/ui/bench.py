@@ -25,19 +25,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from promptopt.ui.harness import RunningApp, running_app
+from promptopt.ui.harness import CHROMIUM, CHROMIUM_ARGS, RunningApp, running_app
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 SAMPLE = "news-summaries"
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -10,6 +11,20 @@ from pathlib import Path
 from typing import Any
 
 from promptopt.ui.app import build_app, launch_kwargs
+
+# Debian's chromium, as the browser tests and the UI benchmark launch it. The networking flags keep
+# it from reaching for Google's services on a machine with no network.
+CHROMIUM = os.environ.get("PROMPTOPT_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 @dataclass

@@ -2,26 +2,16 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from promptopt.ui.harness import RunningApp, running_app
+from promptopt.ui.harness import CHROMIUM as CHROMIUM_PATH
+from promptopt.ui.harness import CHROMIUM_ARGS, RunningApp, running_app
 
-CHROMIUM = Path(os.environ.get("PROMPTOPT_CHROMIUM", "/usr/bin/chromium"))
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+CHROMIUM = Path(CHROMIUM_PATH)
 
 
 @pytest.fixture(scope="module")
