@@ -48,7 +48,7 @@ def summary(values: list[float]) -> dict[str, float]:
     }
 
 
-def bench_client(app: RunningApp, votes: int) -> list[float]:
+def bench_client(app: RunningApp, votes: int, read_s: float = 0.0) -> list[float]:
     from gradio_client import Client
 
     client = Client(app.url, verbose=False)
@@ -57,6 +57,8 @@ def bench_client(app: RunningApp, votes: int) -> list[float]:
     check(client.predict(api_name="/compare_start"), "the first pair")
     times: list[float] = []
     for i in range(votes):
+        # A person reads the pair before voting; meanwhile the app generates the pair after it.
+        time.sleep(read_s)
         start = time.perf_counter()
         result = client.predict("", api_name="/vote_left" if i % 2 else "/vote_right")
         times.append((time.perf_counter() - start) * 1000)
@@ -155,8 +157,8 @@ def gradio_floor(calls: int) -> list[float]:
         demo.close()
 
 
-def run(votes: int, loads: int, model: str, browser: bool) -> dict[str, Any]:
-    results: dict[str, Any] = {"model": model, "votes": votes}
+def run(votes: int, loads: int, model: str, browser: bool, read_s: float = 0.0) -> dict[str, Any]:
+    results: dict[str, Any] = {"model": model, "votes": votes, "read_s": read_s}
     with (
         tempfile.TemporaryDirectory() as folder,
         running_app(Path(folder) / "bench.db", real_llm=model != "fake") as app,
@@ -166,7 +168,7 @@ def run(votes: int, loads: int, model: str, browser: bool) -> dict[str, Any]:
             results["browser_vote_to_next_pair"] = summary(measured["vote_to_pair"])
             results["browser_page_load"] = summary(measured["page_load"])
         app.context.timings.clear()
-        results["client_vote_to_next_pair"] = summary(bench_client(app, votes))
+        results["client_vote_to_next_pair"] = summary(bench_client(app, votes, read_s))
         server = [ms for name, ms in app.context.timings if name == "vote"]
         results["server_vote_handler"] = summary(server)
     results["client_gradio_floor"] = summary(gradio_floor(votes))
@@ -184,9 +186,15 @@ def main(argv: list[str] | None = None) -> int:
         help="fake LLM (the app's overhead) or the offline default model",
     )
     parser.add_argument("--no-browser", action="store_true", help="gradio_client only")
+    parser.add_argument(
+        "--read-s",
+        type=float,
+        default=0.0,
+        help="seconds the simulated user reads each pair before voting (gradio_client run)",
+    )
     parser.add_argument("--json", type=Path, help="also write the results to this file")
     args = parser.parse_args(argv)
-    results = run(args.votes, args.loads, args.model, not args.no_browser)
+    results = run(args.votes, args.loads, args.model, not args.no_browser, args.read_s)
     text = json.dumps(results, indent=2)
     print(text)
     if args.json:
