@@ -7,7 +7,14 @@ import time
 import numpy as np
 import pytest
 
-from promptopt.compare.model import VIRTUAL, Duels, KernelBT, NeuralBT, NeuralBTParams
+from promptopt.compare.model import (
+    VIRTUAL,
+    Duels,
+    KernelBT,
+    KernelBTParams,
+    NeuralBT,
+    NeuralBTParams,
+)
 from promptopt.compare.selection import (
     KernelStrategy,
     NeuralStrategy,
@@ -121,9 +128,13 @@ def test_contradictory_votes_give_an_even_finite_posterior() -> None:
     assert abs(strategy.win_probability(0, 1) - 0.5) < 0.01
 
 
-def test_confidence_grows_with_consistent_votes_and_is_symmetric() -> None:
+@pytest.mark.parametrize("adaptive", [False, True])
+def test_confidence_grows_with_consistent_votes_and_is_symmetric(adaptive: bool) -> None:
     x = _pool(4)
-    strategy = KernelStrategy(x)
+    # With the evidence-chosen amplitude, a run of wins also widens the prior (a consistent user
+    # has far-apart utilities), which can hold the confidence level for a vote or two.
+    params = KernelBTParams() if adaptive else KernelBTParams(amplitude_ladder=())
+    strategy = KernelStrategy(x, params=params)
     seen = []
     votes = Votes()
     for _ in range(3):
@@ -131,7 +142,11 @@ def test_confidence_grows_with_consistent_votes_and_is_symmetric() -> None:
             votes.add(0, 1, "a")
         strategy.update(votes)
         seen.append(strategy.win_probability(0, 1))
-    assert seen[0] > 0.5 and seen[0] < seen[1] < seen[2] < 1.0
+    assert seen[0] > 0.5 and max(seen) < 1.0
+    if adaptive:
+        assert seen[0] < seen[1] and seen[2] > seen[1] - 0.01
+    else:
+        assert seen[0] < seen[1] < seen[2]
     assert strategy.win_probability(0, 1) + strategy.win_probability(1, 0) == pytest.approx(1.0)
 
 
@@ -143,7 +158,8 @@ def test_laplace_fit_is_at_the_posterior_mode() -> None:
         a, b = rng.choice(8, size=2, replace=False)
         duels.add(int(a), int(b), float(rng.random() < 0.7))
     duels.add(3, VIRTUAL, 0.0, 0.3)
-    model = KernelBT(x)
+    # a fixed amplitude, so that the refit below cannot move to a neighbouring one
+    model = KernelBT(x, KernelBTParams(amplitude_ladder=()))
     model.fit(duels)
     support, f = model.support, model.f_support
     pos = {int(p): k for k, p in enumerate(support)}
@@ -158,6 +174,30 @@ def test_laplace_fit_is_at_the_posterior_mode() -> None:
     # warm start: refitting the same data moves nothing
     model.fit(duels)
     assert np.allclose(model.f_support, f, atol=1e-5)
+
+
+def test_prior_amplitude_follows_the_users_noise() -> None:
+    """The same 60 duels judged by a consistent user and by a noisy one: the evidence picks a
+    larger amplitude (utilities further apart) for the consistent user, without being told M."""
+    x = _pool(20, seed=4)
+    utility = np.linspace(-1.5, 1.5, 20)
+    rng = np.random.default_rng(5)
+    pairs = [tuple(rng.choice(20, size=2, replace=False)) for _ in range(60)]
+    chosen = {}
+    for m in (10.0, 0.5):
+        user = np.random.default_rng(6)
+        votes = Votes()
+        strategy = KernelStrategy(x)
+        for a, b in pairs:
+            p_a = 1 / (1 + np.exp(-m * (utility[a] - utility[b])))
+            votes.add(int(a), int(b), "a" if user.random() < p_a else "b")
+            strategy.update(votes)
+        chosen[m] = strategy.model.scale
+        # a restart refits every stored vote at once and searches the whole ladder
+        fresh = KernelStrategy(x)
+        fresh.update(votes)
+        assert fresh.model.scale in (chosen[m] / 2, chosen[m], chosen[m] * 2)
+    assert chosen[10.0] >= 4 * chosen[0.5]
 
 
 def test_pools_of_one_and_two() -> None:

@@ -6,9 +6,10 @@ Two models share one data shape (``Duels``):
   k = s_e * RBF(embedding distance) + s_i * [same prompt], and the Bradley-Terry likelihood,
   fitted by a Laplace approximation (Newton's method, warm-started from the last fit). It gives a
   posterior mean and covariance, so exploration and the confidence in the winner come from one
-  honest uncertainty instead of a gradient heuristic. Only prompts that took part in a duel carry
-  latent variables; every other prompt is predicted by conditioning, so cost grows with the number
-  of prompts shown, not the pool size.
+  honest uncertainty instead of a gradient heuristic. The amplitude of k is picked by the Laplace
+  evidence of the votes: it is the user's noise level in Bradley-Terry units. Only prompts that
+  took part in a duel carry latent variables; every other prompt is predicted by conditioning, so
+  cost grows with the number of prompts shown, not the pool size.
 - ``NeuralBT``: the reference APOHF network (MLP d -> 32 -> 32 -> 1, ReLU), trained from the same
   initialisation with Adam for a fixed number of full-batch steps, with per-prompt parameter
   gradients for the gradient-based upper confidence bound. Written in numpy so that it needs no
@@ -76,6 +77,53 @@ def normal_cdf(x: float) -> float:
 # ---------------------------------------------------------------------------------------------
 # Kernel Bradley-Terry (default)
 # ---------------------------------------------------------------------------------------------
+def _laplace(
+    a: np.ndarray,
+    y: np.ndarray,
+    w: np.ndarray,
+    k: np.ndarray,
+    f: np.ndarray,
+    steps: int,
+    tol: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """Posterior mode of the utilities under prior N(0, k) and Bradley-Terry rows (incidence a,
+    targets y, weights w), by damped Newton from f. Returns (mode, Hessian of the negative log
+    posterior, k^-1, Laplace log evidence)."""
+    chol = np.linalg.cholesky(k)
+    chol_inv = np.linalg.inv(chol)
+    k_inv = chol_inv.T @ chol_inv
+
+    def objective(vec: np.ndarray) -> float:
+        d = a @ vec
+        # log sigmoid(d) = -log(1 + e^-d), written to stay finite for large |d|
+        ll = -(y * np.logaddexp(0.0, -d) + (1 - y) * np.logaddexp(0.0, d))
+        return float(w @ ll - 0.5 * vec @ k_inv @ vec)
+
+    current = objective(f)
+    for _ in range(steps):
+        prob = sigmoid(a @ f)
+        grad_ll = a.T @ (w * (y - prob))
+        h = k_inv + a.T @ (a * (w * prob * (1 - prob))[:, None])
+        step = np.linalg.solve(h, grad_ll - k_inv @ f)
+        scale = 1.0
+        while True:  # Newton on a concave objective; halving only guards against overshoot
+            candidate = f + scale * step
+            value = objective(candidate)
+            if value >= current - 1e-12 or scale < 1e-3:
+                break
+            scale *= 0.5
+        f, improvement = candidate, value - current
+        current = value
+        if float(np.max(np.abs(scale * step))) < tol or abs(improvement) < 1e-10:
+            break
+    prob = sigmoid(a @ f)
+    h = k_inv + a.T @ (a * (w * prob * (1 - prob))[:, None])
+    # log Z ~ log p(y|f) - f'K^-1 f / 2 - log|I + K W| / 2, and |I + K W| = |K| |K^-1 + W|.
+    logdet_k = 2.0 * float(np.sum(np.log(np.diag(chol))))
+    logdet_h = float(np.linalg.slogdet(h)[1])
+    return f, h, k_inv, current - 0.5 * (logdet_k + logdet_h)
+
+
 @dataclass
 class KernelBTParams:
     # Prior variances of the embedding-smooth part and of the prompt-specific part. Utilities in
@@ -87,6 +135,18 @@ class KernelBTParams:
     length_scale: float = 0.5
     newton_steps: int = 30
     tol: float = 1e-5
+    # The prior amplitude is the user's noise level in disguise: Bradley-Terry fixes the noise at
+    # 1, so a consistent user (differences of 10+ units) and a noisy one (differences near 1) only
+    # differ in how large the utilities are. It is chosen by the Laplace evidence of the votes,
+    # as a factor of the variances above: the first fit with enough votes tries the whole ladder
+    # (x2 apart), later fits the current factor and its neighbours, so it follows the evidence a
+    # step per vote at three Laplace fits' cost.
+    amplitude_ladder: tuple[float, ...] = (0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
+    # sd of the log-normal hyperprior on the factor, centred at 1 (tuned on the tuning split: 1.0
+    # held the factor too close to 1 for noisy users, 3.0 let it wander on few votes).
+    amplitude_prior_sd: float = 2.0
+    # Below this many votes the evidence says next to nothing about the noise level.
+    amplitude_min_votes: int = 4
 
 
 class KernelBT:
@@ -104,6 +164,20 @@ class KernelBT:
         self.cov_support: np.ndarray = np.zeros((0, 0))
         self._warm: dict[int, float] = {}
         self._pred: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self.scale = 1.0  # amplitude factor chosen by the evidence (see KernelBTParams)
+        self._searched = False
+
+    def _candidate_scales(self, votes: int) -> list[float]:
+        """The whole ladder on the first fit with enough votes (also after a restart, when the
+        model is refitted on every stored vote), its neighbours after that."""
+        ladder = list(self.p.amplitude_ladder)
+        if votes < self.p.amplitude_min_votes or not ladder:
+            return [self.scale]
+        if not self._searched or self.scale not in ladder:
+            self._searched = True
+            return ladder
+        k = ladder.index(self.scale)
+        return ladder[max(0, k - 1) : k + 2]
 
     def _length_scale(self) -> float:
         if self.n < 2:
@@ -119,11 +193,14 @@ class KernelBT:
         d2 = self.sq_norms[ia][:, None] + self.sq_norms[ib][None, :] - 2.0 * (xa @ self.x[ib].T)
         return np.maximum(d2, 0.0)
 
-    def kernel(self, ia: np.ndarray, ib: np.ndarray) -> np.ndarray:
+    def _base_kernel(self, ia: np.ndarray, ib: np.ndarray) -> np.ndarray:
         d2 = self._sqdist(self.x[ia], ia, ib)
         k = self.p.smooth_var * np.exp(-d2 / (2.0 * self.length**2))
         k += self.p.own_var * (ia[:, None] == ib[None, :])
         return k
+
+    def kernel(self, ia: np.ndarray, ib: np.ndarray) -> np.ndarray:
+        return self.scale * self._base_kernel(ia, ib)
 
     # -- fitting -------------------------------------------------------------------------------
     def fit(self, duels: Duels) -> None:
@@ -145,38 +222,27 @@ class KernelBT:
         a[np.arange(rows)[real], [pos[int(v)] for v in jj[real]]] = -1.0
         y = np.asarray(duels.y)
         w = np.asarray(duels.w)
-        k = self.kernel(support, support) + 1e-6 * np.eye(m)
-        chol = np.linalg.cholesky(k)
-        k_inv = np.linalg.inv(chol).T @ np.linalg.inv(chol)
-        f = np.array([self._warm.get(int(p), 0.0) for p in support])
-
-        def objective(vec: np.ndarray) -> float:
-            d = a @ vec
-            # log sigmoid(d) = -log(1 + e^-d), written to stay finite for large |d|
-            ll = -(y * np.logaddexp(0.0, -d) + (1 - y) * np.logaddexp(0.0, d))
-            return float(w @ ll - 0.5 * vec @ k_inv @ vec)
-
-        current = objective(f)
-        h = k_inv
-        for _ in range(self.p.newton_steps):
-            prob = sigmoid(a @ f)
-            grad_ll = a.T @ (w * (y - prob))
-            hess_w = a.T @ (a * (w * prob * (1 - prob))[:, None])
-            h = k_inv + hess_w
-            step = np.linalg.solve(h, grad_ll - k_inv @ f)
-            scale = 1.0
-            while True:  # Newton on a concave objective; halving only guards against overshoot
-                candidate = f + scale * step
-                value = objective(candidate)
-                if value >= current - 1e-12 or scale < 1e-3:
-                    break
-                scale *= 0.5
-            f, improvement = candidate, value - current
-            current = value
-            if float(np.max(np.abs(scale * step))) < self.p.tol or abs(improvement) < 1e-10:
-                break
-        prob = sigmoid(a @ f)
-        h = k_inv + a.T @ (a * (w * prob * (1 - prob))[:, None])
+        base = self._base_kernel(support, support)
+        f0 = np.array([self._warm.get(int(p), 0.0) for p in support])
+        scales = self._candidate_scales(len(duels))
+        best: tuple[float, float, np.ndarray, np.ndarray, np.ndarray] | None = None
+        for scale in scales:
+            k = scale * base + 1e-6 * np.eye(m)
+            # Warm start in units of the prior: utilities scale with sqrt(amplitude).
+            start = f0 * math.sqrt(scale / self.scale)
+            f, h, k_inv, evidence = _laplace(a, y, w, k, start, self.p.newton_steps, self.p.tol)
+            # A log-normal hyperprior on the amplitude keeps a handful of votes from pushing it
+            # to an extreme (few votes say little about the user's noise level).
+            log_ratio = math.log(scale)
+            evidence -= 0.5 * (log_ratio / self.p.amplitude_prior_sd) ** 2
+            if best is None or evidence > best[0]:
+                best = (evidence, scale, f, h, k_inv)
+        assert best is not None
+        _, scale, f, h, k_inv = best
+        if scale != self.scale:
+            ratio = math.sqrt(scale / self.scale)
+            self._warm = {p: v * ratio for p, v in self._warm.items()}
+            self.scale = scale
         self.support = support
         self.f_support = f
         self.cov_support = np.linalg.inv(h)
@@ -188,7 +254,7 @@ class KernelBT:
         """(mean, variance, B) for every prompt, where B = K_SS^-1 K_S* (reused for covariances)."""
         if self._pred is None:
             all_ids = np.arange(self.n)
-            prior_var = np.full(self.n, self.p.smooth_var + self.p.own_var)
+            prior_var = np.full(self.n, self.scale * (self.p.smooth_var + self.p.own_var))
             if not len(self.support):
                 self._pred = (np.zeros(self.n), prior_var, np.zeros((0, self.n)))
             else:

@@ -5,7 +5,9 @@ prompt it currently believes best. Three are offered:
 
 - ``default``: kernel Bradley-Terry posterior (``KernelBT``). First arm: the highest posterior
   mean; second arm: the highest upper confidence bound on *beating the first arm*, mean(x) +
-  beta * sd(f(x) - f(first)). The model is warm-started, so one vote costs milliseconds.
+  beta * sd(f(x) - f(first)). The model is warm-started, so one vote costs milliseconds. The
+  prior amplitude (how far apart utilities are, i.e. how consistent the user is) is chosen from
+  the votes by the Laplace evidence, so a noisy user's single vote moves the reported best less.
 - ``apohf``: the reference rule, faithfully: the MLP retrained for 1,000 full-batch steps from the
   same initialisation every round; first arm greedy, second arm by the gradient-based UCB with a
   diagonal U; runner-up when both coincide.
