@@ -271,3 +271,16 @@ def test_clean_phrase_strips_chatter(reply: str, phrase: str) -> None:
     from promptopt.edit.prompts import clean_phrase
 
     assert clean_phrase(reply) == phrase
+
+
+def test_inputs_embedded_ahead_are_not_encoded_again(store, client, fake_embedder) -> None:
+    from promptopt.edit.service import EditService
+
+    project = store.projects.create("ahead", "Summarize {input}")
+    ids = store.inputs.add_many(project.id, ["first text", "second text", "first text"])
+    service = EditService(store, client, fake_embedder)
+    assert service.embed_inputs(project.id) == 2  # duplicates encoded once
+    assert service.embed_inputs(project.id) == 0
+    calls = fake_embedder.calls
+    service.prepare(project.id, "u", ids[0])
+    assert fake_embedder.calls == calls  # the round found its input's vector in SQLite

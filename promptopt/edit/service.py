@@ -103,6 +103,11 @@ class EditService:
         self.meta_tokens: Counter[str] = Counter()  # tokens of this engine's own LLM calls
         self._tokens_lock = threading.Lock()
 
+    def embed_inputs(self, project_id: int) -> int:
+        """Embed the project's inputs ahead of the rounds that will use them (batched); returns
+        how many were new. Safe to call repeatedly and from a background thread."""
+        return self.memory.embed_many([i.text for i in self.store.inputs.list(project_id)])
+
     # -- one round ---------------------------------------------------------------------------
     def prepare(self, project_id: int, annotator: str, input_id: int) -> Draft:
         project = self.store.projects.get(project_id)

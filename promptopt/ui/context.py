@@ -7,6 +7,7 @@ dropped when the page closes).
 
 from __future__ import annotations
 
+import logging
 import tempfile
 import threading
 from collections import deque
@@ -27,6 +28,8 @@ MODEL_CHOICES = [
     "ollama/llama3.2",
     "openai/<your-model> (set the base URL)",
 ]
+
+log = logging.getLogger("promptopt.ui")
 
 
 class Unavailable(RuntimeError):
@@ -101,6 +104,18 @@ class AppContext:
 
                 self._edit = self._build("Edit", make)
             return self._edit
+
+    def embed_inputs_later(self, project_id: int) -> None:
+        """Embed new inputs in the background so the Edit rounds that use them only retrieve.
+        A cache: if it fails, the round embeds its input itself, so nothing is lost."""
+
+        def work() -> None:
+            try:
+                self.edit.embed_inputs(project_id)
+            except Exception:
+                log.warning("embedding inputs of project %s ahead of time failed", project_id)
+
+        threading.Thread(target=work, daemon=True, name="promptopt-embed-inputs").start()
 
     # -- small shared look-ups ----------------------------------------------------------------
     def project(self, project_id: int | None) -> Project:

@@ -197,6 +197,7 @@ def build(ctx: AppContext, state: gr.State, header: gr.Markdown) -> dict[str, An
                 project = load_sample(ctx.store, key)
             except Exception as exc:
                 return {status: user_message(exc)}
+            ctx.embed_inputs_later(project.id)
             return opened(st, project, f"Opened the sample **{escape_md(project.name)}**.")
 
         return handler
@@ -305,6 +306,7 @@ def build(ctx: AppContext, state: gr.State, header: gr.Markdown) -> dict[str, An
             ids = ctx.store.inputs.add_many(project.id, texts, source="typed")
         except Exception as exc:
             return {status: user_message(exc)}
+        ctx.embed_inputs_later(project.id)
         return {
             status: f"Added {len(ids)} inputs.",
             typed: "",
@@ -382,6 +384,7 @@ def build(ctx: AppContext, state: gr.State, header: gr.Markdown) -> dict[str, An
                 )
         except Exception as exc:
             return {status: user_message(exc)}
+        ctx.embed_inputs_later(project.id)
         skipped = f" ({len(result.problems)} bad rows skipped)" if result.problems else ""
         return {
             status: f"Imported {added} inputs from {escape_md(source)}{skipped}.",
