@@ -194,23 +194,15 @@ def test_ties_count_half_and_edit_comparisons_are_ignored() -> None:
 
 
 def test_a_compare_service_ranking_is_used_when_given(store: Store, sample: Sample) -> None:
-    @dataclass
-    class Row:
-        prompt: Prompt
-        utility: float
-        uncertainty: float
-        votes: int
-        wins: float
-        win_rate: float | None
-        shown: bool
+    from promptopt.compare.service import LeaderboardRow
 
     @dataclass
     class Report:
         prompt: Prompt
 
     class Service:
-        def leaderboard(self, project_id: int, annotator: str) -> list[Row]:
-            return [Row(sample.third, 2.0, 0.1, 4, 1.0, 0.25, True)]
+        def leaderboard(self, project_id: int, annotator: str) -> list[LeaderboardRow]:
+            return [LeaderboardRow(sample.third, 2.0, 0.1, 4, 1.0, 0.25, True)]
 
         def best(self, project_id: int, annotator: str) -> Report:
             return Report(sample.third)
