@@ -9,10 +9,11 @@ never lets one user's generations hold up another's.
 
 from __future__ import annotations
 
+import logging
+import queue
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,9 +46,40 @@ class PendingPair:
         return self.done.wait(timeout)
 
 
+class SessionWorker:
+    """One daemon thread running a session's jobs in order.
+
+    Not a ThreadPoolExecutor: the interpreter joins those at exit, so stopping the server would
+    wait for a generation in progress (minutes with a slow local model). A daemon worker simply
+    ends with the process; an abandoned generation is only a cache entry lost."""
+
+    def __init__(self) -> None:
+        self._jobs: queue.Queue[Callable[[], None] | None] = queue.Queue()
+        threading.Thread(target=self._run, daemon=True, name="promptopt-pair").start()
+
+    def submit(self, fn: Callable[..., None], *args: Any) -> None:
+        self._jobs.put(lambda: fn(*args))
+
+    def shutdown(self, cancel_futures: bool = False) -> None:
+        if cancel_futures:
+            with self._jobs.mutex:
+                self._jobs.queue.clear()
+        self._jobs.put(None)
+
+    def _run(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            try:
+                job()
+            except Exception:  # a job reports its own errors; the worker must outlive them
+                logging.getLogger("promptopt.ui").exception("pair job failed")
+
+
 @dataclass
 class _Session:
-    executor: ThreadPoolExecutor
+    executor: SessionWorker
     prefetched: PendingPair | None = None
 
 
@@ -77,8 +109,8 @@ class PairProducer:
                 if len(self._sessions) >= self.max_sessions:
                     # Sessions whose page closed without the unload event: drop the oldest.
                     oldest = next(iter(self._sessions))
-                    self._sessions.pop(oldest).executor.shutdown(wait=False)
-                session = _Session(ThreadPoolExecutor(1, thread_name_prefix="promptopt-pair"))
+                    self._sessions.pop(oldest).executor.shutdown()
+                session = _Session(SessionWorker())
                 self._sessions[session_id] = session
             return session
 
@@ -136,7 +168,7 @@ class PairProducer:
         with self._lock:
             session = self._sessions.pop(session_id, None)
         if session is not None:
-            session.executor.shutdown(wait=False, cancel_futures=True)
+            session.executor.shutdown(cancel_futures=True)
 
     def _produce(self, pending: PendingPair) -> None:
         try:
