@@ -157,7 +157,7 @@ def build(ctx: AppContext, state: gr.State) -> dict[str, Any]:
     def on_promote(st: SessionState, pid: float | None) -> dict[Any, Any]:
         try:
             project = ctx.project(st.project_id)
-            if pid is None:
+            if not pid or pid < 1:  # an empty Number box reads as 0
                 raise ValidationError("Click a row of the leaderboard (or type a prompt id) first.")
             prompt = ctx.store.prompts.get(int(pid))
             if prompt.project_id != project.id:
