@@ -19,35 +19,19 @@ ASSET_DOCS = [p for p in DEFAULT_DOCS if "assets" in str(p)]
 
 def _docs(tmp_path: Path) -> list[Path]:
     """Two kinds of small documents written for the test (no shared data needed)."""
-    news = tmp_path / "news.jsonl"
-    memo = tmp_path / "memo.jsonl"
-    news.write_text(
-        "\n".join(
-            json.dumps(
-                {
-                    "id": i,
-                    "text": f"The council met on day {i}. It voted on roads! "
-                    f"The mayor spoke about the city budget. Residents protested.",
-                }
-            )
-            for i in range(8)
-        ),
-        encoding="utf-8",
-    )
-    memo.write_text(
-        "\n".join(
-            json.dumps(
-                {
-                    "id": i,
-                    "text": f"We bake bread at {i} o'clock. We knead the dough. "
-                    f"We let it rise and then we bake it in the oven.",
-                }
-            )
-            for i in range(8)
-        ),
-        encoding="utf-8",
-    )
-    return [news, memo]
+    kinds = {
+        "news": "The council met on day {i}. It voted on roads! "
+        "The mayor spoke about the city budget. Residents protested.",
+        "memo": "We bake bread at {i} o'clock. We knead the dough. "
+        "We let it rise and then we bake it in the oven.",
+    }
+    paths = []
+    for kind, text in kinds.items():
+        path = tmp_path / f"{kind}.jsonl"
+        rows = (json.dumps({"id": i, "text": text.format(i=i)}) for i in range(8))
+        path.write_text("\n".join(rows), encoding="utf-8")
+        paths.append(path)
+    return paths
 
 
 def _user(tmp_path: Path) -> Path:
