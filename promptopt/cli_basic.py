@@ -11,7 +11,7 @@ def configure_db_path(parser: argparse.ArgumentParser) -> None:
 
 
 def run_db_path(args: argparse.Namespace) -> int:
-    from storage import default_db_path
+    from promptopt.storage import default_db_path
 
     print(default_db_path())
     return 0
@@ -25,7 +25,7 @@ def run_projects_list(args: argparse.Namespace) -> int:
     import json
     import sys
 
-    from storage import open_store
+    from promptopt.storage import open_store
 
     store = open_store()
     projects = store.projects.list()
@@ -52,7 +52,7 @@ def run_inputs_import(args: argparse.Namespace) -> int:
 
     from promptopt.inputs_io import parse_inputs_file
     from promptopt.projects import resolve_project
-    from storage import open_store
+    from promptopt.storage import open_store
 
     store = open_store()
     project = resolve_project(store, args.project)

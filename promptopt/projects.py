@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from promptopt.generation import validate_template
-from storage import NotFoundError, Store, ValidationError
-from storage.models import Project
+from promptopt.paths import ASSETS
+from promptopt.storage import NotFoundError, Store, ValidationError
+from promptopt.storage.models import Project
 
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
 SAMPLES_DIR = ASSETS / "samples"
 
 

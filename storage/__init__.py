@@ -1,8 +1,8 @@
 """SQLite storage for promptopt through sqlite-utils: schema, migrations and repositories."""
 
-from storage.db import Database, default_db_path, promptopt_home
-from storage.errors import NotFoundError, StorageError, ValidationError
-from storage.repositories import VERDICTS, Store, open_store
+from .db import Database, default_db_path, promptopt_home
+from .errors import NotFoundError, StorageError, ValidationError
+from .repositories import VERDICTS, Store, open_store
 
 __all__ = [
     "VERDICTS",

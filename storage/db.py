@@ -15,8 +15,8 @@ from pathlib import Path
 
 import sqlite_utils
 
-from storage.errors import StorageError
-from storage.migrations import MIGRATIONS, migration_names
+from .errors import StorageError
+from .migrations import MIGRATIONS, migration_names
 
 DB_FILENAME = "promptopt.db"
 

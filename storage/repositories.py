@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from storage.db import Database
-from storage.errors import NotFoundError, ValidationError
-from storage.models import (
+from .db import Database
+from .errors import NotFoundError, ValidationError
+from .models import (
     Comparison,
     Edit,
     Input,

@@ -32,7 +32,7 @@ def promptopt_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture
 def store(promptopt_home: Path) -> Iterator[object]:
-    from storage import open_store
+    from promptopt.storage import open_store
 
     s = open_store()
     yield s

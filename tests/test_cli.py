@@ -18,7 +18,7 @@ from test_export_data import ANNOTATOR, INPUTS, Sample, build_sample
 
 from promptopt import cli
 from promptopt.export.formats import read_markdown_prompt
-from storage import Store
+from promptopt.storage import Store
 
 
 @pytest.fixture

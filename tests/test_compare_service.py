@@ -11,7 +11,7 @@ from promptopt.compare.responses import ResponseRanker
 from promptopt.compare.service import CompareService, Duel
 from promptopt.generation import TemplateError
 from promptopt.llm import LLMError
-from storage import ValidationError
+from promptopt.storage import ValidationError
 
 BASE = "Summarize this text:\n\n{input}"
 

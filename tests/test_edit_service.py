@@ -10,7 +10,7 @@ from promptopt.edit import EditService
 from promptopt.edit.prompts import MAX_PHRASE_CHARS
 from promptopt.llm import LLMError
 from promptopt.llm.base import LLMRequest
-from storage import ValidationError
+from promptopt.storage import ValidationError
 
 NEWS = "The city council voted on the new budget for schools and roads in the city."
 NEWS2 = "The city council approved the budget for roads and schools after a long vote."

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from promptopt.embeddings import FakeEmbedder, VectorIndex, create_embedder
-from storage import Store
+from promptopt.storage import Store
 
 
 def _memory_index(store: Store, embedder: object, texts: list[str]) -> tuple[int, list[int]]:

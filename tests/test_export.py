@@ -30,7 +30,7 @@ from promptopt.export.formats import (
     single_prompt,
 )
 from promptopt.generation import build_messages, render
-from storage import Store
+from promptopt.storage import Store
 
 PREFS = "British spelling; bullet points; formal tone"
 

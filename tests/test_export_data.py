@@ -11,8 +11,8 @@ import pytest
 from promptopt.embeddings import FakeEmbedder
 from promptopt.export.data import collect, join_preferences, win_rate_leaderboard
 from promptopt.projects import create_project
-from storage import Store
-from storage.models import Comparison, Prompt
+from promptopt.storage import Store
+from promptopt.storage.models import Comparison, Prompt
 
 ANNOTATOR = "alice"
 SPORT_CONTEXT = "football match report: the striker scored a late goal in the league game"

@@ -22,7 +22,7 @@ from promptopt.llm import (
     UnknownModelError,
     create_client,
 )
-from storage import Store
+from promptopt.storage import Store
 
 MESSAGES = [
     {"role": "system", "content": "Answer briefly."},

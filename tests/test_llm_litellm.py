@@ -20,7 +20,7 @@ from promptopt.llm import (
 )
 from promptopt.llm.base import LLMRequest
 from promptopt.llm.litellm_backend import LiteLLMBackend, import_litellm, redact_secrets
-from storage import Store
+from promptopt.storage import Store
 
 litellm = import_litellm()
 REAL_COMPLETION = litellm.completion

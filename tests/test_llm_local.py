@@ -24,7 +24,7 @@ from promptopt.llm.local import (
     default_cache_dir,
     gguf_path,
 )
-from storage import Store
+from promptopt.storage import Store
 
 CHAT = [{"role": "user", "content": "Name one fruit."}]
 

@@ -9,7 +9,7 @@ import pytest
 from promptopt.generation import TemplateError, build_messages, render, validate_template
 from promptopt.inputs_io import InputFormatError, parse_inputs_file, parse_inputs_text
 from promptopt.projects import SAMPLES, create_project, load_sample, resolve_project
-from storage import NotFoundError, Store, ValidationError
+from promptopt.storage import NotFoundError, Store, ValidationError
 
 
 def test_template_validation_messages() -> None:

@@ -17,7 +17,7 @@ from promptopt.export import export_project, write_export
 from promptopt.export.bundle import SCHEMA_VERSION, BundleError
 from promptopt.export.runtime import PromptRuntime
 from promptopt.generation import build_messages
-from storage import Store
+from promptopt.storage import Store
 
 SPORT_INPUT = "The striker scored a goal in the league match."
 FINANCE_INPUT = "Bank shares fell as investors sold."

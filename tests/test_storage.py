@@ -9,8 +9,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from storage import Database, StorageError, Store, ValidationError, default_db_path, open_store
-from storage.migrations import MIGRATIONS, migration_names
+from promptopt.storage import (
+    Database,
+    StorageError,
+    Store,
+    ValidationError,
+    default_db_path,
+    open_store,
+)
+from promptopt.storage.migrations import MIGRATIONS, migration_names
 
 EXPECTED_TABLES = {
     "project",

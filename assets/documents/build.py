@@ -142,7 +142,7 @@ def guide(rng: random.Random) -> str:
 def write(name: str, make: object, count: int, seed: int) -> None:
     rng = random.Random(seed)
     seen: set[str] = set()
-    rows = []
+    rows: list[dict[str, str]] = []
     while len(rows) < count:
         text = make(rng)  # type: ignore[operator]
         if text not in seen:

@@ -20,7 +20,7 @@ from promptopt.llm import CallContext, GenerationParams, LLMError, default_model
 
 if TYPE_CHECKING:
     from promptopt.compare.service import CompareService
-    from storage.models import Prompt
+    from promptopt.storage.models import Prompt
 
 SYSTEM = (
     "You write prompt templates for a language model. A template is an instruction that "

@@ -25,8 +25,8 @@ from promptopt.compare.selection import AnyStrategy, KernelStrategy, Votes, make
 from promptopt.embeddings import Embedder
 from promptopt.generation import validate_template
 from promptopt.llm import LLMClient
-from storage import Store, ValidationError
-from storage.models import Comparison, Input, Prompt
+from promptopt.storage import Store, ValidationError
+from promptopt.storage.models import Comparison, Input, Prompt
 
 log = logging.getLogger("promptopt.compare")
 

@@ -36,15 +36,16 @@ from promptopt.edit.simulate import (
 from promptopt.embeddings import Embedder, create_embedder
 from promptopt.generation import build_messages
 from promptopt.llm import CallContext, FakeLLM, GenerationParams, LLMClient, create_client
-from storage import Store, open_store
+from promptopt.paths import ASSETS
+from promptopt.storage import Store, open_store
 
 DEFAULT_METHODS = "no-learning,oracle,icl-edit,cipher-1,cipher-5"
 DEFAULT_TEMPLATE = "Summarize the following text.\n\n{input}"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_DOCS = [
     REPO_ROOT.parent / "shared" / "data" / "documents" / "cnndm-235.jsonl",
-    REPO_ROOT / "assets" / "documents" / "product-reviews.jsonl",
-    REPO_ROOT / "assets" / "documents" / "how-to-guides.jsonl",
+    ASSETS / "documents" / "product-reviews.jsonl",
+    ASSETS / "documents" / "how-to-guides.jsonl",
 ]
 ICL_EXAMPLE_CHARS = 1500
 ANNOTATOR = "simulated-user"

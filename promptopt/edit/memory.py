@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from promptopt.embeddings import Embedder, VectorIndex
-from storage import Store
+from promptopt.storage import Store
 
 
 @dataclass

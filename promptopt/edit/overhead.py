@@ -18,7 +18,7 @@ import numpy as np
 from promptopt.edit.service import EditService
 from promptopt.embeddings import Embedder
 from promptopt.llm import FakeLLM, create_client
-from storage import Store, open_store
+from promptopt.storage import Store, open_store
 
 
 def _fill(store: Store, project_id: int, annotator: str, dim: int, n: int, seed: int) -> None:

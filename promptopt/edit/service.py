@@ -30,8 +30,8 @@ from promptopt.embeddings import Embedder
 from promptopt.generation import GenerationSettings, build_messages
 from promptopt.llm import CallContext, GenerationParams, LLMClient, LLMError, StreamingResponse
 from promptopt.llm import default_model as _default_model
-from storage import Store, ValidationError
-from storage.models import Edit, Input, Preference, Project
+from promptopt.storage import Store, ValidationError
+from promptopt.storage.models import Edit, Input, Preference, Project
 
 log = logging.getLogger("promptopt.edit")
 

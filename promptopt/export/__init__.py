@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from promptopt.export.data import ExportData, collect
-from storage import Store
+from promptopt.storage import Store
 
 log = logging.getLogger("promptopt.export")
 

@@ -55,7 +55,7 @@ def run_votes_export(args: argparse.Namespace) -> int:
 
 def _export(project: str, fmt: str, out: str | None, annotator: str | None, *, engine: bool) -> int:
     from promptopt.projects import resolve_project
-    from storage import open_store
+    from promptopt.storage import open_store
 
     store = open_store()
     try:

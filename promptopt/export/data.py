@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from storage import Store
-from storage.models import Comparison, Edit, Preference, Project, Prompt
+from promptopt.storage import Store
+from promptopt.storage.models import Comparison, Edit, Preference, Project, Prompt
 
 log = logging.getLogger("promptopt.export")
 

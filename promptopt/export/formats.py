@@ -19,7 +19,7 @@ import yaml
 from promptopt import __version__
 from promptopt.export.data import ExportData
 from promptopt.generation import PLACEHOLDER, build_messages, render
-from storage import NotFoundError, Store
+from promptopt.storage import NotFoundError, Store
 
 PROMPTFOO_PROMPTS = 3
 

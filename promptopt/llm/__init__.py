@@ -23,7 +23,7 @@ from promptopt.llm.client import (
 from promptopt.llm.fake import FakeLLM
 
 if TYPE_CHECKING:
-    from storage import Store
+    from promptopt.storage import Store
 
 
 def create_client(

@@ -34,7 +34,7 @@ from promptopt.llm.base import (
 )
 
 if TYPE_CHECKING:
-    from storage import Store
+    from promptopt.storage import Store
 
 log = logging.getLogger("promptopt.llm")
 

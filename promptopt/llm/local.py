@@ -62,7 +62,7 @@ def default_cache_dir() -> Path:
     root = os.environ.get("PROMPTOPT_MODEL_CACHE")
     if root:
         return Path(root).expanduser() / CACHE_SUBDIR
-    from storage.db import promptopt_home
+    from promptopt.storage.db import promptopt_home
 
     return promptopt_home() / "models" / CACHE_SUBDIR
 

@@ -30,7 +30,7 @@ def build_app(
 ) -> gr.Blocks:
     """The app over the given parts; real ones (offline default model, MiniLM) when omitted."""
     if store is None:
-        from storage import open_store
+        from promptopt.storage import open_store
 
         store = open_store()
     if client is None:

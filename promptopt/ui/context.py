@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from promptopt.llm import LOCAL_DEFAULT, LLMClient, LLMError, default_model
-from storage import NotFoundError, StorageError, Store, ValidationError
-from storage.models import Project
+from promptopt.storage import NotFoundError, StorageError, Store, ValidationError
+from promptopt.storage.models import Project
 
 # Offered in the model pickers; any litellm name or ``openai/<model>`` with a base URL also works.
 MODEL_CHOICES = [

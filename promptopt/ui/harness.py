@@ -55,8 +55,8 @@ def running_app(
     PROMPTOPT_MODEL names another); the fake embedder stays, it is not what is measured."""
     from promptopt.embeddings import FakeEmbedder
     from promptopt.llm import create_client
+    from promptopt.storage import open_store
     from promptopt.ui.fakes import demo_fake_llm
-    from storage import open_store
 
     store = open_store(db_path)
     fake = demo_fake_llm(delay_s=fake_delay_s)

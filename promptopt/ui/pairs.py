@@ -19,7 +19,7 @@ from typing import Any
 
 from promptopt.generation import GenerationSettings, generate
 from promptopt.llm import LLMClient
-from storage import Store
+from promptopt.storage import Store
 
 POLL_S = 0.03
 # next_duel never calls an LLM (< 100 ms by contract); wait a little longer than that for it.

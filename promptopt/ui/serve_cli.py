@@ -47,7 +47,7 @@ def build_parts(store: Any = None) -> Parts:
     """Store, client and embedder as the environment asks (fakes for tests and benchmarks)."""
     from promptopt.embeddings import create_embedder
     from promptopt.llm import create_client
-    from storage import open_store
+    from promptopt.storage import open_store
 
     store = store or open_store()
     if env_flag("PROMPTOPT_FAKE_LLM"):

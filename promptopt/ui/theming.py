@@ -1,6 +1,6 @@
 """Theme, stylesheet and keyboard shortcuts (Gradio 6 takes them as ``launch()`` arguments).
 
-The CSS and JS live in assets/ at the repository root; a missing file only loses the styling or
+The CSS and JS ship in the package (assets/ in a checkout); a missing file only loses the styling or
 the shortcuts, never the app. System fonts only: the app must load with no network.
 """
 
@@ -11,7 +11,8 @@ from typing import Any
 
 import gradio as gr
 
-ASSETS = Path(__file__).resolve().parents[2] / "assets"
+from promptopt.paths import ASSETS
+
 CSS_FILE = ASSETS / "css" / "app.css"
 JS_FILE = ASSETS / "js" / "shortcuts.js"
 

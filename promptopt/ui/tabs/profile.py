@@ -6,10 +6,10 @@ from typing import Any
 
 import gradio as gr
 
+from promptopt.storage import ValidationError
 from promptopt.ui.context import AppContext, user_message
 from promptopt.ui.formatting import PROFILE_HEADERS, profile_rows
 from promptopt.ui.state import SessionState, bind_user
-from storage import ValidationError
 
 
 def build(ctx: AppContext, state: gr.State) -> dict[str, Any]:

@@ -12,10 +12,10 @@ import gradio as gr
 from promptopt.generation import validate_template
 from promptopt.inputs_io import guess_format, parse_inputs_text
 from promptopt.projects import SAMPLES, create_project, load_sample
+from promptopt.storage.models import Project
 from promptopt.ui.context import MODEL_CHOICES, AppContext, user_message
 from promptopt.ui.formatting import escape_md, shorten
 from promptopt.ui.state import SessionState
-from storage.models import Project
 
 INPUT_HEADERS = ["id", "input", "source"]
 SPLIT_LINES = "one input per line"

@@ -8,10 +8,10 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
+from promptopt.storage import ValidationError
 from promptopt.ui.context import AppContext, user_message
 from promptopt.ui.formatting import LEADERBOARD_HEADERS, escape_md, leaderboard_rows
 from promptopt.ui.state import SessionState, bind_user
-from storage import ValidationError
 
 
 def utility_frame(history: list[tuple[int, float]]) -> pd.DataFrame:
