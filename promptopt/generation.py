@@ -6,6 +6,7 @@ Templates hold one ``{input}`` placeholder. Only that placeholder is substituted
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -91,6 +92,29 @@ def generate(
     """Stream the project's generator on one input (cached by full request by default)."""
     return client.stream(
         build_messages(template, input_text, preference=preference),
+        model=settings.model,
+        params=settings.params(),
+        context=CallContext(purpose=purpose, project_id=project_id),
+        use_cache=use_cache,
+        api_base=settings.api_base,
+    )
+
+
+def generate_many(
+    client: LLMClient,
+    jobs: Sequence[tuple[str, str]],
+    settings: GenerationSettings,
+    *,
+    preference: str | None = None,
+    project_id: int | None = None,
+    purpose: str = "generate",
+    use_cache: bool = True,
+) -> list[StreamingResponse]:
+    """``generate`` for several (template, input) jobs at once: one response per job, each
+    read on its own. The local model decodes them as one batch (two outputs cost little more
+    than one); other backends run one call per job."""
+    return client.stream_many(
+        [build_messages(t, i, preference=preference) for t, i in jobs],
         model=settings.model,
         params=settings.params(),
         context=CallContext(purpose=purpose, project_id=project_id),

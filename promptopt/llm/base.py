@@ -80,8 +80,13 @@ class Usage:
 
 @dataclass
 class Chunk:
+    """A text delta, or the final usage. ``started`` marks the moment a backend that queues for
+    a shared resource (the local model's lock) begins its own work: the time limit starts
+    there, so waiting behind another job never counts against a call."""
+
     text: str = ""
     usage: Usage | None = None
+    started: bool = False
 
 
 @dataclass
@@ -99,9 +104,22 @@ class Completion:
 
 
 class Backend(Protocol):
-    """Turns one request into a stream of chunks. Raise TransientLLMError for retryable faults."""
+    """Turns one request into a stream of chunks. Raise TransientLLMError for retryable faults.
+
+    Optional attributes the client looks for:
+    - ``signals_start: bool``: the backend yields ``Chunk(started=True)`` when its own work
+      begins; until then the client waits up to its queue limit instead of the time limit;
+    - ``max_batch: int`` (> 1) and ``stream_batch(requests) -> Iterator[tuple[int, Chunk |
+      BaseException]]``: several requests decoded together; the items are tagged with the
+      request's index, the chunk carrying ``usage`` is the last one of its request, and an
+      exception fails only its own request (one raised by the iterator fails them all);
+    - ``cancel_event(request)``: stop working on ``request`` (time limit, or reader gone).
+    """
 
     def stream(self, request: LLMRequest) -> Iterator[Chunk]: ...
+
+
+BatchItem = tuple[int, "Chunk | BaseException"]
 
 
 def normalise_messages(messages: Any) -> list[dict[str, str]]:

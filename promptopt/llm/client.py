@@ -10,13 +10,14 @@ Model names:
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import queue
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +33,7 @@ from promptopt.llm.base import (
     Usage,
     normalise_messages,
 )
+from promptopt.llm.batch import BatchRun
 
 if TYPE_CHECKING:
     from promptopt.storage import Store
@@ -92,6 +94,9 @@ class LLMClient:
 
     store: Store | None = None
     timeout_s: float = 120.0
+    # How long a call may wait for a backend that queues (the local model's lock) before its
+    # own time limit starts; only backends that signal the start of their work wait.
+    queue_wait_s: float = 600.0
     max_retries: int = 3
     backoff_s: float = 1.0
     backends: dict[str, Backend] = field(default_factory=dict)
@@ -139,24 +144,80 @@ class LLMClient:
         use_cache: bool = False,
         api_base: str | None = None,
     ) -> StreamingResponse:
-        request = LLMRequest(
-            model=model or default_model(),
-            messages=normalise_messages(messages),
-            params=_params(params),
+        return self.stream_many(
+            [messages],
+            model=model,
+            params=params,
+            context=context,
+            use_cache=use_cache,
             api_base=api_base,
-        )
+        )[0]
+
+    def stream_many(
+        self,
+        messages_list: Sequence[Any],
+        *,
+        model: str | None = None,
+        params: GenerationParams | dict[str, Any] | None = None,
+        context: CallContext | None = None,
+        use_cache: bool = False,
+        api_base: str | None = None,
+    ) -> list[StreamingResponse]:
+        """One lazy response per messages list, each read on its own. A backend that decodes
+        several sequences at once (``max_batch`` > 1) gets them as one batch; others get one
+        call per response, run when that response is read."""
+        name = model or default_model()
+        checked = _params(params)
+        requests = [
+            LLMRequest(
+                model=name, messages=normalise_messages(m), params=checked, api_base=api_base
+            )
+            for m in messages_list
+        ]
         ctx = context or CallContext()
-        key = request.cache_key()
-        if use_cache:
-            hit = self._cache_lookup(key)
+        keys = [r.cache_key() for r in requests]
+        responses: list[StreamingResponse | None] = [None] * len(requests)
+        todo: list[int] = []
+        for i, (request, key) in enumerate(zip(requests, keys, strict=True)):
+            hit = self._cache_lookup(key) if use_cache else None
             if hit is not None:
-                return self._cached_response(request, ctx, key, hit)
-        backend = self.backend_for(request.model)
+                responses[i] = self._cached_response(request, ctx, key, hit)
+            else:
+                todo.append(i)
+        if todo:
+            backend = self.backend_for(name)
+            max_batch = int(getattr(backend, "max_batch", 1) or 1)
+            for start in range(0, len(todo), max_batch):
+                group = todo[start : start + max_batch]
+                if len(group) > 1:
+                    run = BatchRun(
+                        backend,
+                        [requests[i] for i in group],
+                        timeout_s=self.timeout_s,
+                        wait_s=self.queue_wait_s,
+                    )
+                    for j, i in enumerate(group):
+                        source = functools.partial(run.member, j)
+                        responses[i] = self._response(requests[i], ctx, keys[i], use_cache, source)
+                else:
+                    source = functools.partial(self._with_retries, backend, requests[group[0]])
+                    i = group[0]
+                    responses[i] = self._response(requests[i], ctx, keys[i], use_cache, source)
+        return [r for r in responses if r is not None]
+
+    def _response(
+        self,
+        request: LLMRequest,
+        ctx: CallContext,
+        key: str,
+        use_cache: bool,
+        source: Callable[[], Iterator[Chunk]],
+    ) -> StreamingResponse:
         state: dict[str, Any] = {"usage": Usage(), "parts": [], "start": time.perf_counter()}
 
         def chunks() -> Iterator[str]:
             try:
-                for chunk in self._with_retries(backend, request):
+                for chunk in source():
                     if chunk.usage is not None:
                         state["usage"] = chunk.usage
                     if chunk.text:
@@ -193,7 +254,10 @@ class LLMClient:
         while True:
             started = False
             try:
-                for chunk in _deadline_iter(backend, request, deadline, self.timeout_s):
+                for chunk in _deadline_iter(backend, request, self.timeout_s, self.queue_wait_s):
+                    if chunk.started:
+                        deadline = time.monotonic() + self.timeout_s
+                        continue
                     started = True
                     yield chunk
                 return
@@ -300,9 +364,15 @@ def _params(params: GenerationParams | dict[str, Any] | None) -> GenerationParam
 
 
 def _deadline_iter(
-    backend: Backend, request: LLMRequest, deadline: float, timeout_s: float
+    backend: Backend, request: LLMRequest, timeout_s: float, wait_s: float
 ) -> Iterator[Chunk]:
-    """Run the backend in a worker thread so that a hung provider cannot hang the caller."""
+    """Run the backend in a worker thread so that a hung provider cannot hang the caller.
+
+    The time limit runs from the call's start, or, for a backend that signals the start of its
+    work, from that signal (before it, the call may wait up to ``wait_s`` in the queue)."""
+    signals_start = bool(getattr(backend, "signals_start", False))
+    deadline = time.monotonic() + (wait_s if signals_start else timeout_s)
+    started = not signals_start
     q: queue.Queue[Any] = queue.Queue()
     cancel = threading.Event()
 
@@ -329,11 +399,19 @@ def _deadline_iter(
                 return
             if isinstance(item, BaseException):
                 raise item
+            if item.started and not started:
+                started = True
+                deadline = time.monotonic() + timeout_s
             yield item
     except queue.Empty:
         cancel.set()
         if callable(request_cancel):
             request_cancel(request)
+        if not started:
+            raise LLMTimeoutError(
+                f"{request.model} was busy with other work for {wait_s:.0f}s and did not start "
+                "this call. Try again in a moment."
+            ) from None
         raise LLMTimeoutError(
             f"{request.model} did not answer within {timeout_s:.0f}s. Try again, pick a faster "
             "model, or raise the time limit (PROMPTOPT_LLM_TIMEOUT)."

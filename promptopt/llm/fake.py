@@ -3,7 +3,8 @@
 ``FakeLLM(["reply one", "reply two"])`` answers with queued replies in order (then with
 ``default``, or a function of the request); every request is recorded in ``history``. An
 exception instance in the queue is raised instead of answering, which is how tests make a call
-fail, retry or time out.
+fail, retry or time out. ``FakeLLM(batch=True)`` also decodes several requests as one batch
+(as the local model does), interleaving their words; ``batches`` records each batch's size.
 """
 
 from __future__ import annotations
@@ -26,12 +27,15 @@ class FakeLLM:
         default: Reply | None = "OK",
         delay_s: float = 0.0,
         chunk_words: int = 1,
+        batch: bool = False,
     ) -> None:
         self.queue: list[Reply] = list(replies)
         self.default = default
         self.delay_s = delay_s
         self.chunk_words = chunk_words
         self.history: list[LLMRequest] = []
+        self.batches: list[int] = []
+        self.max_batch = 4 if batch else 1
         self._lock = threading.Lock()
 
     def enqueue(self, replies: Iterable[Reply]) -> None:
@@ -60,6 +64,33 @@ class FakeLLM:
             yield Chunk(text=piece if i == 0 else " " + piece)
         prompt_tokens = sum(len(m["content"].split()) for m in request.messages)
         yield Chunk(usage=Usage(prompt_tokens=prompt_tokens, completion_tokens=len(words)))
+
+    def stream_batch(
+        self, requests: list[LLMRequest]
+    ) -> Iterator[tuple[int, Chunk | BaseException]]:
+        with self._lock:
+            self.batches.append(len(requests))
+        pieces: list[list[Chunk]] = []
+        for index, request in enumerate(requests):
+            try:
+                text = self._next(request)
+            except Exception as exc:  # fails only this member, as in a real batch
+                yield index, exc
+                pieces.append([])
+                continue
+            words = text.split(" ")
+            chunks = [Chunk(text=w if i == 0 else " " + w) for i, w in enumerate(words)]
+            prompt_tokens = sum(len(m["content"].split()) for m in request.messages)
+            chunks.append(
+                Chunk(usage=Usage(prompt_tokens=prompt_tokens, completion_tokens=len(words)))
+            )
+            pieces.append(chunks)
+        if self.delay_s:
+            time.sleep(self.delay_s)
+        for step in range(max((len(p) for p in pieces), default=0)):
+            for index, chunks in enumerate(pieces):
+                if step < len(chunks):
+                    yield index, chunks[step]
 
     @property
     def last_messages(self) -> list[dict[str, Any]]:
