@@ -213,7 +213,9 @@ def test_a_bundle_from_the_edit_engine_renders_what_the_app_would_send(
     for item, phrase in ((sport, "bullet points"), (finance, "formal tone")):
         fake_llm.enqueue([phrase])  # the preference the engine infers from this edit
         draft = service.prepare(project.id, ANNOTATOR, item.id)
-        service.submit(draft, "the output", "the edited output, quite different", ANNOTATOR)
+        service.submit_and_learn(
+            draft, "the output", "the edited output, quite different", ANNOTATOR
+        )
     app = service.prepare(project.id, ANNOTATOR, new.id)
     _, text = export_project(store, project.id, "bundle", ANNOTATOR, compare=None)
     rt = promptopt.load(write_export(text, tmp_path / "mail.json"))

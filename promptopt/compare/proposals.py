@@ -11,16 +11,14 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from promptopt.generation import PLACEHOLDER
-from promptopt.llm import CallContext, GenerationParams, LLMError, default_model
-
-if TYPE_CHECKING:
-    from promptopt.compare.service import CompareService
-    from promptopt.storage.models import Prompt
+from promptopt.llm import CallContext, GenerationParams, LLMClient, LLMError, default_model
+from promptopt.storage import Store
+from promptopt.storage.models import Project, Prompt
 
 SYSTEM = (
     "You write prompt templates for a language model. A template is an instruction that "
@@ -29,6 +27,33 @@ SYSTEM = (
 )
 MAX_CHARS = 3000
 MAX_EXAMPLE_CHARS = 600
+
+
+class RankedPrompt(Protocol):
+    """A leaderboard row as proposals read it."""
+
+    @property
+    def prompt(self) -> Prompt: ...
+
+    @property
+    def shown(self) -> bool: ...
+
+
+class CandidatePool(Protocol):
+    """What proposals need from the Compare engine: the ranking, and the one door into the pool
+    (``add_candidate`` validates and merges near-duplicates, whatever wrote the candidate)."""
+
+    def ensure_pool(self, project_id: int) -> list[Prompt]: ...
+
+    def leaderboard(self, project_id: int, annotator: str) -> Sequence[RankedPrompt]: ...
+
+    def add_candidate(
+        self, project_id: int, text: str, origin: str = "user", parent_id: int | None = None
+    ) -> Prompt: ...
+
+
+def optimizer_model(project: Project) -> str:
+    return project.optimizer_model or project.generator_model or default_model()
 
 
 @dataclass
@@ -140,128 +165,159 @@ def clean_candidate(raw: str, parent_text: str | None = None) -> str | None:
     return text
 
 
-def _examples(service: CompareService, project_id: int, annotator: str) -> list[tuple[str, str]]:
-    """Input/output pairs the user endorsed: edited outputs first, then outputs that won votes."""
-    store = service.store
-    inputs = {i.id: i.text for i in store.inputs.list(project_id)}
-    out: list[tuple[str, str]] = []
-    for e in store.edits.list(project_id, annotator):
-        if e.input_id in inputs and e.edited.strip():
-            out.append((inputs[e.input_id], e.edited))
-    for c in store.comparisons.list(project_id, annotator, source="vote"):
-        if c.input_id not in inputs or c.verdict not in ("a", "b"):
-            continue
-        won = c.output_a if c.verdict == "a" else c.output_b
-        if won and won.strip():
-            out.append((inputs[c.input_id], won))
-    return out[-5:]
+class Proposer:
+    """Writes new candidate prompts with the optimizer model.
 
+    Dependencies are explicit: the store (to read examples, verdicts, preferences), the client
+    (every call logged), the pool it ranks and adds through, a seed, and how to pick the model
+    for a project (``resolve``; the optimizer model by default)."""
 
-def plan_proposals(
-    service: CompareService, project_id: int, annotator: str, n: int, rng: random.Random
-) -> list[Plan]:
-    store = service.store
-    board = service.leaderboard(project_id, annotator)
-    shown = [r for r in board if r.shown]
-    examples = _examples(service, project_id, annotator)
-    base = next((r.prompt for r in board if r.prompt.origin == "base"), board[0].prompt)
-    plans: list[Plan] = []
-    if examples:
-        plans.append(Plan("induced", None, induction_messages(examples[:5])))
-    if shown:
-        by_id = {r.prompt.id: r.prompt for r in board}
-        comparisons = store.comparisons.list(project_id, annotator, source="vote")
-        wins: list[tuple[str, str]] = []
-        comments: list[str] = []
-        for c in comparisons[-20:]:
-            if c.comment.strip():
-                comments.append(c.comment.strip())
-            if c.verdict in ("a", "b") and c.prompt_a_id in by_id and c.prompt_b_id in by_id:
-                a, b = by_id[c.prompt_a_id].text, by_id[c.prompt_b_id].text
-                wins.append((a, b) if c.verdict == "a" else (b, a))
-        prefs = [p.text for p in store.preferences.list(project_id, annotator)][:8]
-        leaders = [r.prompt for r in shown[:2]]
-        for k in range(max(1, (n + 1) // 2)):
-            parent = leaders[k % len(leaders)]
-            plans.append(
-                Plan(
-                    "revision",
-                    parent,
-                    revision_messages(parent.text, wins[-4:], comments[-5:], prefs),
+    def __init__(
+        self,
+        store: Store,
+        client: LLMClient,
+        pool: CandidatePool,
+        *,
+        seed: int = 0,
+        resolve: Callable[[Project], str] = optimizer_model,
+    ) -> None:
+        self.store = store
+        self.client = client
+        self.pool = pool
+        self.seed = seed
+        self.resolve = resolve
+
+    def examples(self, project_id: int, annotator: str) -> list[tuple[str, str]]:
+        """Input/output pairs the user endorsed: edited outputs first, then outputs that won."""
+        store = self.store
+        inputs = {i.id: i.text for i in store.inputs.list(project_id)}
+        out: list[tuple[str, str]] = []
+        for e in store.edits.list(project_id, annotator):
+            if e.input_id in inputs and e.edited.strip():
+                out.append((inputs[e.input_id], e.edited))
+        for c in store.comparisons.list(project_id, annotator, source="vote"):
+            if c.input_id not in inputs or c.verdict not in ("a", "b"):
+                continue
+            won = c.output_a if c.verdict == "a" else c.output_b
+            if won and won.strip():
+                out.append((inputs[c.input_id], won))
+        return out[-5:]
+
+    def plan(self, project_id: int, annotator: str, n: int, rng: random.Random) -> list[Plan]:
+        store = self.store
+        board = list(self.pool.leaderboard(project_id, annotator))
+        shown = [r for r in board if r.shown]
+        examples = self.examples(project_id, annotator)
+        base = next((r.prompt for r in board if r.prompt.origin == "base"), board[0].prompt)
+        plans: list[Plan] = []
+        if examples:
+            plans.append(Plan("induced", None, induction_messages(examples[:5])))
+        if shown:
+            by_id = {r.prompt.id: r.prompt for r in board}
+            comparisons = store.comparisons.list(project_id, annotator, source="vote")
+            wins: list[tuple[str, str]] = []
+            comments: list[str] = []
+            for c in comparisons[-20:]:
+                if c.comment.strip():
+                    comments.append(c.comment.strip())
+                if c.verdict in ("a", "b") and c.prompt_a_id in by_id and c.prompt_b_id in by_id:
+                    a, b = by_id[c.prompt_a_id].text, by_id[c.prompt_b_id].text
+                    wins.append((a, b) if c.verdict == "a" else (b, a))
+            prefs = [p.text for p in store.preferences.list(project_id, annotator)][:8]
+            leaders = [r.prompt for r in shown[:2]]
+            for k in range(max(1, (n + 1) // 2)):
+                parent = leaders[k % len(leaders)]
+                plans.append(
+                    Plan(
+                        "revision",
+                        parent,
+                        revision_messages(parent.text, wins[-4:], comments[-5:], prefs),
+                    )
                 )
-            )
-    seeds = [r.prompt for r in shown[:2]] or [base]
-    k = 0
-    while len(plans) < n:
-        parent = seeds[k % len(seeds)]
-        plans.append(Plan("rephrase", parent, rephrase_messages(parent.text)))
-        k += 1
-    rng.shuffle(plans)
-    return plans[:n]
+        seeds = [r.prompt for r in shown[:2]] or [base]
+        k = 0
+        while len(plans) < n:
+            parent = seeds[k % len(seeds)]
+            plans.append(Plan("rephrase", parent, rephrase_messages(parent.text)))
+            k += 1
+        rng.shuffle(plans)
+        return plans[:n]
 
-
-def propose_candidates(
-    service: CompareService,
-    project_id: int,
-    annotator: str,
-    *,
-    n: int = 4,
-    progress: Callable[[float, str], None] | None = None,
-) -> list[Prompt]:
-    if n < 1:
-        return []
-    project = service.store.projects.get(project_id)
-    service.ensure_pool(project_id)
-    rng = random.Random(f"{service.seed}:{project_id}:{annotator}:propose:{n}")
-    plans = plan_proposals(service, project_id, annotator, n, rng)
-    model = project.optimizer_model or project.generator_model or default_model()
-    drafts: list[tuple[Plan, str]] = []
-    for k, plan in enumerate(plans):
+    def propose(
+        self,
+        project_id: int,
+        annotator: str,
+        *,
+        n: int = 4,
+        progress: Callable[[float, str], None] | None = None,
+    ) -> list[Prompt]:
+        if n < 1:
+            return []
+        project = self.store.projects.get(project_id)
+        self.pool.ensure_pool(project_id)
+        rng = random.Random(f"{self.seed}:{project_id}:{annotator}:propose:{n}")
+        plans = self.plan(project_id, annotator, n, rng)
+        model = self.resolve(project)
+        drafts = self._draft(project, model, plans, rng, progress)
         if progress is not None:
-            progress(
-                k / (len(plans) + 1), f"Writing candidate {k + 1} of {len(plans)} ({plan.kind})"
+            progress(len(plans) / (len(plans) + 1), "Adding candidates to the pool")
+        added: list[Prompt] = []
+        before = {p.id for p in self.store.prompts.list(project_id)}
+        with self.store.transaction():
+            for plan, text in drafts:
+                prompt = self.pool.add_candidate(
+                    project_id,
+                    text,
+                    origin=plan.kind,
+                    parent_id=plan.parent.id if plan.parent else None,
+                )
+                if prompt.id not in before and all(p.id != prompt.id for p in added):
+                    added.append(prompt)
+        if progress is not None:
+            progress(1.0, f"Added {len(added)} new candidate(s)")
+        return added
+
+    def _draft(
+        self,
+        project: Project,
+        model: str,
+        plans: list[Plan],
+        rng: random.Random,
+        progress: Callable[[float, str], None] | None,
+    ) -> list[tuple[Plan, str]]:
+        """Every LLM call, before anything is written: a failure leaves the pool unchanged."""
+        drafts: list[tuple[Plan, str]] = []
+        for k, plan in enumerate(plans):
+            if progress is not None:
+                progress(
+                    k / (len(plans) + 1),
+                    f"Writing candidate {k + 1} of {len(plans)} ({plan.kind})",
+                )
+            # Temperatures spread over 0.7-1.0 as in the reference; a distinct seed per call keeps
+            # identical requests from collapsing into one cached answer.
+            params = GenerationParams(
+                temperature=0.7 + 0.3 * k / max(1, len(plans) - 1),
+                max_tokens=400,
+                seed=rng.randrange(2**31),
             )
-        # Temperatures spread over 0.7-1.0 as in the reference; a distinct seed per call keeps
-        # identical requests from collapsing into one cached answer.
-        params = GenerationParams(
-            temperature=0.7 + 0.3 * k / max(1, len(plans) - 1),
-            max_tokens=400,
-            seed=rng.randrange(2**31),
-        )
-        try:
-            completion = service.client.complete(
-                plan.messages,
-                model=model,
-                params=params,
-                context=CallContext(purpose="compare.propose", project_id=project_id),
-            )
-        except LLMError as exc:
+            try:
+                completion = self.client.complete(
+                    plan.messages,
+                    model=model,
+                    params=params,
+                    context=CallContext(purpose="compare.propose", project_id=project.id),
+                )
+            except LLMError as exc:
+                raise LLMError(
+                    f"Proposing candidates failed ({exc}). The prompt pool was left unchanged; "
+                    "try again, or pick another optimizer model in the project settings."
+                ) from exc
+            text = clean_candidate(completion.text, plan.parent.text if plan.parent else None)
+            if text is not None:
+                drafts.append((plan, text))
+        if not drafts:
             raise LLMError(
-                f"Proposing candidates failed ({exc}). The prompt pool was left unchanged; try "
-                "again, or pick another optimizer model in the project settings."
-            ) from exc
-        text = clean_candidate(completion.text, plan.parent.text if plan.parent else None)
-        if text is not None:
-            drafts.append((plan, text))
-    if not drafts:
-        raise LLMError(
-            f"{model} did not return any usable prompt (each needs an instruction and "
-            f"{PLACEHOLDER}). The pool was left unchanged; try again or use a stronger model."
-        )
-    if progress is not None:
-        progress(len(plans) / (len(plans) + 1), "Adding candidates to the pool")
-    added: list[Prompt] = []
-    before = {p.id for p in service.store.prompts.list(project_id)}
-    with service.store.transaction():
-        for plan, text in drafts:
-            prompt = service.add_candidate(
-                project_id,
-                text,
-                origin=plan.kind,
-                parent_id=plan.parent.id if plan.parent else None,
+                f"{model} did not return any usable prompt (each needs an instruction and "
+                f"{PLACEHOLDER}). The pool was left unchanged; try again or use a stronger model."
             )
-            if prompt.id not in before and all(p.id != prompt.id for p in added):
-                added.append(prompt)
-    if progress is not None:
-        progress(1.0, f"Added {len(added)} new candidate(s)")
-    return added
+        return drafts

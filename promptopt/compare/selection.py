@@ -96,6 +96,21 @@ class Strategy(Protocol):
         """(estimated utility, uncertainty) per prompt."""
         ...
 
+    def win_probability(self, i: int, j: int) -> float:
+        """P(prompt i beats prompt j) as the strategy sees it."""
+        ...
+
+    def challenger_probability(self, top: int) -> float:
+        """The largest chance that any other prompt, shown or not, beats ``top``; 0 for a
+        strategy with no posterior over the pool."""
+        ...
+
+    def warm_state(self) -> dict[int, float]:
+        """What a restart needs to resume the fit quickly, keyed by pool index (may be empty)."""
+        ...
+
+    def set_warm_state(self, values: dict[int, float]) -> None: ...
+
 
 def _argmax_among(values: np.ndarray, allowed: Iterable[int]) -> int:
     idx = np.asarray(sorted(allowed), dtype=np.int64)
@@ -139,8 +154,38 @@ class KernelStrategy:
     def win_probability(self, i: int, j: int) -> float:
         return self.model.win_probability(i, j)
 
+    def challenger_probability(self, top: int) -> float:
+        if self.n < 2:
+            return 0.0
+        mean = self.model.mean()
+        with np.errstate(divide="ignore", invalid="ignore"):
+            z = (mean - mean[top]) / self.model.diff_std(top)
+        z[top] = -np.inf
+        finite = z[np.isfinite(z)]  # a zero sd (the prompt itself) says nothing
+        # The CDF is monotone, so the largest z decides.
+        return normal_cdf(float(finite.max())) if finite.size else 0.0
 
-class NeuralStrategy:
+    def warm_state(self) -> dict[int, float]:
+        return self.model.warm_state()
+
+    def set_warm_state(self, values: dict[int, float]) -> None:
+        self.model.set_warm_state(values)
+
+
+class _NoPosterior:
+    """For strategies without a posterior over the pool or a state worth saving."""
+
+    def challenger_probability(self, top: int) -> float:
+        return 0.0
+
+    def warm_state(self) -> dict[int, float]:
+        return {}
+
+    def set_warm_state(self, values: dict[int, float]) -> None:
+        return None
+
+
+class NeuralStrategy(_NoPosterior):
     """The reference APOHF rule. ``steps``/``warm`` exist so the network can be studied at other
     training budgets; the ``apohf`` strategy uses the reference's 1,000 steps from scratch."""
 
@@ -189,7 +234,7 @@ class NeuralStrategy:
         return float(1.0 / (1.0 + np.exp(-(self._pred[i] - self._pred[j]))))
 
 
-class RandomStrategy:
+class RandomStrategy(_NoPosterior):
     name = "random"
 
     def __init__(self, features: np.ndarray, rng: np.random.Generator) -> None:
@@ -234,10 +279,7 @@ class RandomStrategy:
         return normal_cdf(float(rate[i] - rate[j]) / float(np.hypot(sd[i], sd[j])))
 
 
-AnyStrategy = KernelStrategy | NeuralStrategy | RandomStrategy
-
-
-def make_strategy(name: str, features: np.ndarray, rng: np.random.Generator) -> AnyStrategy:
+def make_strategy(name: str, features: np.ndarray, rng: np.random.Generator) -> Strategy:
     if name == "default":
         return KernelStrategy(features)
     if name == "apohf":

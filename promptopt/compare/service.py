@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from promptopt.compare.model import single_thread_blas
-from promptopt.compare.selection import AnyStrategy, KernelStrategy, Votes, make_strategy
+from promptopt.compare.proposals import Proposer
+from promptopt.compare.selection import Strategy, Votes, make_strategy
 from promptopt.embeddings import Embedder
 from promptopt.generation import validate_template
 from promptopt.llm import LLMClient
@@ -76,7 +77,7 @@ class BestReport:
 class _Session:
     prompts: list[Prompt]
     features: np.ndarray
-    strategy: AnyStrategy
+    strategy: Strategy
     votes: Votes = field(default_factory=Votes)
     input_uses: dict[int, int] = field(default_factory=dict)
     pending: tuple[int, int] | None = None  # pool indices of the next pair
@@ -111,6 +112,7 @@ class CompareService:
         self._locks: dict[tuple[int, str], threading.RLock] = {}
         self._guard = threading.Lock()
         self._pool_lock = threading.Lock()
+        self.proposer = Proposer(store, client, self, seed=seed)
 
     # -- pool ------------------------------------------------------------------------------------
     def ensure_pool(self, project_id: int) -> list[Prompt]:
@@ -203,13 +205,12 @@ class CompareService:
             try:
                 state = json.loads(saved[0].decode("utf-8"))
                 session.history = [(int(n), float(u)) for n, u in state.get("history", [])]
-                if isinstance(strategy, KernelStrategy):
-                    warm = {
-                        index[int(pid)]: v
-                        for pid, v in state.get("warm", {}).items()
-                        if int(pid) in index
-                    }
-                    strategy.model.set_warm_state(warm)
+                warm = {
+                    index[int(pid)]: float(v)
+                    for pid, v in state.get("warm", {}).items()
+                    if int(pid) in index
+                }
+                strategy.set_warm_state(warm)
             except (ValueError, KeyError, TypeError):
                 log.warning("unreadable compare state for project %s; refitting", project_id)
         elif old is not None:
@@ -233,8 +234,8 @@ class CompareService:
             "votes": len(session.votes),
             "history": session.history,
         }
-        if isinstance(session.strategy, KernelStrategy):
-            warm = session.strategy.model.warm_state()
+        warm = session.strategy.warm_state()
+        if warm:
             state["warm"] = {str(session.prompts[k].id): v for k, v in warm.items()}
         self.store.engine_state.save(
             project_id,
@@ -444,12 +445,7 @@ class CompareService:
             n_votes = sum(1 for v in session.votes.items if v.verdict != "skip")
             # with no other shown prompt there is nothing to beat yet: an even chance
             confidence = float(strategy.win_probability(top, shown[0])) if shown else 0.5
-            challenger = 0.0  # the largest chance that any other prompt, seen or not, is better
-            if isinstance(strategy, KernelStrategy) and len(session.prompts) > 1:
-                sd = strategy.model.diff_std(top)
-                z = (mean - mean[top]) / sd
-                z[top] = -np.inf
-                challenger = float(_normal_cdf_array(z).max())
+            challenger = strategy.challenger_probability(top)
             suggest = (
                 n_votes >= MIN_VOTES_TO_STOP
                 and confidence >= STOP_CONFIDENCE
@@ -490,12 +486,4 @@ class CompareService:
         n: int = 4,
         progress: Callable[[float, str], None] | None = None,
     ) -> list[Prompt]:
-        from promptopt.compare.proposals import propose_candidates
-
-        return propose_candidates(self, project_id, annotator, n=n, progress=progress)
-
-
-def _normal_cdf_array(z: np.ndarray) -> np.ndarray:
-    from math import erf, sqrt
-
-    return np.array([0.0 if not np.isfinite(v) else 0.5 * (1 + erf(v / sqrt(2))) for v in z])
+        return self.proposer.propose(project_id, annotator, n=n, progress=progress)

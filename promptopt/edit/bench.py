@@ -228,7 +228,7 @@ def run_method(
         edited = user.edit(doc.kind, text, output)
         if service is not None and draft is not None:
             if edited.strip():
-                distance = service.submit(draft, output, edited, ANNOTATOR).word_distance
+                distance = service.submit_and_learn(draft, output, edited, ANNOTATOR).word_distance
             else:
                 distance = word_distance(output, edited)
         else:

@@ -2,7 +2,8 @@
 
 One round: ``prepare`` embeds the input, retrieves the k most similar past contexts of this
 annotator and condenses their preference phrases into one (plus the pinned ones); the caller
-streams ``generate``; ``submit`` (or ``accept``) stores the edit first, then infers the
+streams ``generate``; ``submit`` (or ``accept``) stores the edit, its comparison and its memory
+item and returns at once; ``learn`` (run in the background by the application layer) infers the
 preference behind it. Every round adds one memory item. See docs/engine-api.md for the contract.
 """
 
@@ -68,6 +69,7 @@ class EditResult:
     char_distance: int
     inferred: str | None
     status: str  # "done" | "pending" | "accepted"
+    error: str | None = None  # why the last inference failed (the edit stays "pending")
 
 
 @dataclass
@@ -102,6 +104,12 @@ class EditService:
         self.memory = ContextMemory(store, embedder)
         self.meta_tokens: Counter[str] = Counter()  # tokens of this engine's own LLM calls
         self._tokens_lock = threading.Lock()
+        # One inference per edit at a time (a background learn and a user's retry can overlap);
+        # striped so that the locks do not grow with the number of edits.
+        self._learning = [threading.Lock() for _ in range(64)]
+
+    def _learn_lock(self, edit_id: int) -> threading.Lock:
+        return self._learning[edit_id % len(self._learning)]
 
     def embed_inputs(self, project_id: int) -> int:
         """Embed the project's inputs ahead of the rounds that will use them (batched); returns
@@ -162,7 +170,9 @@ class EditService:
         )
 
     def submit(self, draft: Draft, output: str, edited: str, annotator: str) -> EditResult:
-        """Store the edit (and its comparison) first, then learn from it."""
+        """Store the edit, its comparison (edited beats original) and its memory item in one
+        transaction, and return at once: status "pending" for a change (``learn`` infers the
+        preference later, in the background), "accepted" when nothing changed."""
         if annotator != draft.annotator:
             raise ValidationError(
                 f"This draft was prepared for {draft.annotator!r}, not {annotator!r}; "
@@ -176,6 +186,9 @@ class EditService:
         # Whitespace-only changes cost no words and reveal no preference: treat as accepted.
         changed = words(output) != words(edited)
         wd, cd = word_distance(output, edited), char_distance(output, edited)
+        vector, embedding_id = draft.vector, draft.embedding_id
+        if vector is None or embedding_id is None:
+            embedding_id, vector = self.memory.embed(draft.input.text)
         with self.store.transaction():
             edit = self.store.edits.add(
                 project_id=draft.project_id,
@@ -210,47 +223,56 @@ class EditService:
                 preference_id = self._remember(
                     draft.project_id, annotator, draft.learned, "accepted"
                 ).id
-
-        vector = draft.vector
-        embedding_id = draft.embedding_id
-        if vector is None or embedding_id is None:
-            embedding_id, vector = self.memory.embed(draft.input.text)
-        memory_id = self.memory.add(
-            draft.project_id,
-            annotator,
-            embedding_id=embedding_id,
-            vector=np.asarray(vector, dtype=np.float32),
-            input_id=draft.input.id,
-            preference_id=preference_id,
-            edit_id=edit.id,
-            comparison_id=comparison_id,
-        )
-        if not changed:
-            return EditResult(edit, wd, cd, None, "accepted")
-        inferred = self._infer(edit, memory_id)
-        return EditResult(
-            self.store.edits.get(edit.id), wd, cd, inferred, "done" if inferred else "pending"
-        )
+            self.memory.add(
+                draft.project_id,
+                annotator,
+                embedding_id=embedding_id,
+                vector=np.asarray(vector, dtype=np.float32),
+                input_id=draft.input.id,
+                preference_id=preference_id,
+                edit_id=edit.id,
+                comparison_id=comparison_id,
+            )
+        return EditResult(edit, wd, cd, None, "pending" if changed else "accepted")
 
     def accept(self, draft: Draft, output: str, annotator: str) -> EditResult:
         return self.submit(draft, output, output, annotator)
 
+    def learn(self, edit_id: int) -> EditResult:
+        """The slow half of a round: infer the preference behind a stored edit (an LLM call).
+
+        Idempotent (an edit already learned from, or accepted, is returned as it is) and safe to
+        call from a background thread; a failure leaves the edit "pending" with its error, for
+        ``retry_pending`` or another ``learn``."""
+        with self._learn_lock(edit_id):
+            edit = self.store.edits.get(edit_id)
+            if edit.status in ("pending", "failed"):
+                memory_id = next(
+                    (
+                        m.id
+                        for m in self.store.memory.list(edit.project_id, edit.annotator)
+                        if m.edit_id == edit.id
+                    ),
+                    None,
+                )
+                self._infer(edit, memory_id)
+                edit = self.store.edits.get(edit_id)
+        wd, cd = edit.word_distance or 0, edit.char_distance or 0
+        status = "pending" if edit.status == "failed" else edit.status
+        return EditResult(edit, wd, cd, edit.inferred_preference, status, edit.error)
+
+    def submit_and_learn(
+        self, draft: Draft, output: str, edited: str, annotator: str
+    ) -> EditResult:
+        """Store and learn in one go, for simulations and scripts that need the phrase now."""
+        stored = self.submit(draft, output, edited, annotator)
+        return stored if stored.status == "accepted" else self.learn(stored.edit.id)
+
     def retry_pending(self, project_id: int, annotator: str) -> int:
         """Run inference again for edits whose preference is still unknown; returns how many
         now have one."""
-        waiting = [
-            e
-            for e in self.store.edits.list(project_id, annotator)
-            if e.status in ("pending", "failed")
-        ]
-        if not waiting:
-            return 0
-        by_edit = {
-            m.edit_id: m.id
-            for m in self.store.memory.list(project_id, annotator)
-            if m.edit_id is not None
-        }
-        return sum(1 for e in waiting if self._infer(e, by_edit.get(e.id)) is not None)
+        waiting = self.pending(project_id, annotator)
+        return sum(1 for e in waiting if self.learn(e.id).status == "done")
 
     def pending(self, project_id: int, annotator: str) -> list[Edit]:
         """Edits stored but not yet learned from (the UI shows "preference pending")."""

@@ -163,20 +163,27 @@ def build(ctx: AppContext, state: gr.State) -> dict[str, Any]:
             return
         st.draft, st.draft_output = None, None
         st.edit_rounds += 1
+        saved = {
+            state: st,
+            status: "Saved. Press Next input for another round.",
+            diff: word_diff(original, edited if changed and edited is not None else original),
+            distance: f"**Edit distance:** {result.word_distance} words · "
+            f"{result.char_distance} characters",
+        }
+        if result.status == "pending":
+            # Stored: the page says so now; the preference is inferred after.
+            yield {**saved, inferred: "**Inferred preference:** pending (inferring…)"}
+            try:
+                result = ctx.edit.learn(result.edit.id)
+            except Exception as exc:
+                result.error = user_message(exc)
         if result.status == "pending":
             pref = "**Inferred preference:** pending (the model call failed; retry below)"
         elif result.inferred:
             pref = f"**Inferred preference:** {escape_md(result.inferred)}"
         else:
             pref = "**Accepted as is:** the applied preference was confirmed."
-        yield {
-            state: st,
-            status: "Saved. Press Next input for another round.",
-            diff: word_diff(original, edited if changed and edited is not None else original),
-            distance: f"**Edit distance:** {result.word_distance} words · "
-            f"{result.char_distance} characters",
-            inferred: pref,
-        }
+        yield {**saved, inferred: pref}
 
     def on_submit(
         st: SessionState, edited: str, request: gr.Request | None = None
