@@ -308,3 +308,41 @@ def test_submit_stores_at_once_and_learn_is_idempotent(
     calls = len(fake_llm.history)
     assert svc.learn(stored.edit.id).inferred == "bullet points"
     assert len(fake_llm.history) == calls
+
+
+def test_hand_built_edits_have_the_shape_the_engine_writes(
+    store: Any, client: Any, fake_embedder: Any, router: Router, project: Any
+) -> None:
+    """tests/records.py builds edits for other tests; it must write what EditService writes."""
+    from records import add_edit
+
+    svc = service(store, client, fake_embedder, k=1)
+    _, real = round_(svc, project, NEWS, "- a generated output")
+    built, link = add_edit(
+        store,
+        project_id=project.id,
+        annotator="ann",
+        input_id=real.edit.input_id,
+        prompt_id=real.edit.prompt_id,
+        output=real.edit.output,
+        edited=real.edit.edited,
+    )
+    engine_link = store.comparisons.get(real.edit.comparison_id)
+    assert link is not None and link.meta == {"edit_id": built.id}
+    assert engine_link.meta == {"edit_id": real.edit.id}
+    skip = {"id", "created_at", "meta"}
+    assert {k: v for k, v in vars(link).items() if k not in skip} == {
+        k: v for k, v in vars(engine_link).items() if k not in skip
+    }
+    assert built.comparison_id == link.id
+    _, accepted = round_(svc, project, NEWS2, None)
+    same, none = add_edit(
+        store,
+        project_id=project.id,
+        annotator="ann",
+        input_id=accepted.edit.input_id,
+        prompt_id=accepted.edit.prompt_id,
+        output=accepted.edit.output,
+        edited=accepted.edit.output,
+    )
+    assert none is None and same.status == accepted.edit.status == "accepted"

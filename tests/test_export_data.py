@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from records import add_edit
 
 from promptopt.embeddings import FakeEmbedder
 from promptopt.export.data import collect, join_preferences, win_rate_leaderboard
@@ -88,7 +89,9 @@ def build_sample(store: Store, embedder: Any | None = None) -> Sample:
         output_a="bob saw third",
         output_b="bob saw base",
     )
-    edit = store.edits.add(
+    # The Edit engine records an edit as "edited beats original" too; pairs must not count it twice.
+    add_edit(
+        store,
         project_id=pid,
         annotator=ANNOTATOR,
         input_id=inputs[0],
@@ -96,21 +99,7 @@ def build_sample(store: Store, embedder: Any | None = None) -> Sample:
         output="The striker scored twice.",
         edited="- Striker scored twice\n- League match, Sunday",
         word_distance=6,
-        status="done",
     )
-    # The Edit engine records an edit as "edited beats original" too; pairs must not count it twice.
-    link = store.comparisons.add(
-        project_id=pid,
-        verdict="a",
-        annotator=ANNOTATOR,
-        input_id=inputs[0],
-        prompt_a_id=winner.id,
-        prompt_b_id=winner.id,
-        output_a=edit.edited,
-        output_b=edit.output,
-        source="edit",
-    )
-    store.edits.update(edit.id, comparison_id=link.id)
     store.edits.add(  # accepted as is: no pair
         project_id=pid,
         annotator=ANNOTATOR,
@@ -184,7 +173,7 @@ def test_ties_count_half_and_edit_comparisons_are_ignored() -> None:
         Comparison(id=1, project_id=1, verdict="tie", annotator="x", prompt_a_id=1, prompt_b_id=2),
         Comparison(id=2, project_id=1, verdict="b", annotator="x", prompt_a_id=1, prompt_b_id=2),
         Comparison(
-            id=3, project_id=1, verdict="a", annotator="x", prompt_a_id=1, prompt_b_id=1,
+            id=3, project_id=1, verdict="b", annotator="x", prompt_a_id=1, prompt_b_id=1,
             source="edit",
         ),
     ]  # fmt: skip

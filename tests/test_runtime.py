@@ -197,7 +197,7 @@ def test_a_bundle_from_the_edit_engine_renders_what_the_app_would_send(
 ) -> None:
     """Memory written by the real EditService, exported, applied: the runtime's messages equal
     the app's own draft for a new input (one neighbour, so the app does not condense)."""
-    edit_service = pytest.importorskip("promptopt.edit.service")
+    from promptopt.edit import service as edit_service
     from promptopt.projects import create_project
 
     project = create_project(

@@ -6,22 +6,15 @@ which is its own browser tab as far as the app is concerned.
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import gradio_client
 import pytest
 
 from promptopt.llm import LLMError
 from promptopt.ui.harness import RunningApp, running_app
-
-gradio_client = pytest.importorskip("gradio_client")
-
-needs_compare = pytest.mark.skipif(
-    importlib.util.find_spec("promptopt.compare.service") is None,
-    reason="the Compare engine (promptopt.compare.service) is not in this build",
-)
 
 
 @pytest.fixture(scope="module")
@@ -145,7 +138,6 @@ def test_confirmed_delete_removes_the_project(app: RunningApp) -> None:
     assert app.context.store.projects.find("doomed") is None
 
 
-@needs_compare
 def test_votes_map_screen_sides_to_prompts(app: RunningApp) -> None:
     client = session(app, "frank")
     client.predict(api_name="/open_sample_news_summaries")
@@ -169,7 +161,6 @@ def test_votes_map_screen_sides_to_prompts(app: RunningApp) -> None:
     assert len(board["data"]) >= 2
 
 
-@needs_compare
 def test_voting_before_a_pair_is_shown_is_refused(app: RunningApp) -> None:
     client = session(app, "gina")
     client.predict(api_name="/open_sample_news_summaries")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -10,11 +9,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from promptopt.chromium import DEBIAN_CHROMIUM, find_chromium
 from promptopt.ui.app import build_app, launch_kwargs
 
-# Debian's chromium, as the browser tests and the UI benchmark launch it. The networking flags keep
-# it from reaching for Google's services on a machine with no network.
-CHROMIUM = os.environ.get("PROMPTOPT_CHROMIUM", "/usr/bin/chromium")
+# The chromium the browser tests and the UI benchmark launch (found as CI finds it). The networking
+# flags keep it from reaching for Google's services on a machine with no network.
+CHROMIUM = find_chromium() or DEBIAN_CHROMIUM
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",

@@ -1,12 +1,13 @@
 """End to end in headless chromium: one user's session through every screen, then a page whose
 input holds script that must not run. Screenshots of each screen go to test-artifacts/.
 
-The tests share one page and run in order (each continues where the previous one stopped).
+Each test opens a page and a project of its own: any order, or one alone, gives the same result.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -63,34 +64,47 @@ def test_open_sample_project(page: Any, browser_app: RunningApp) -> None:
     load(page, browser_app.url)
     page.locator("#sample-news-summaries").click()
     expect()(page.locator("#banner")).to_contain_text("News summaries")
-    # Name the fake model, so the call log (and the screenshots) say what answered.
-    store = browser_app.context.store
-    project = store.projects.find("News summaries")
-    store.projects.update(project.id, generator_model="fake", optimizer_model="fake")
     expect()(page.locator("#project-name textarea, #project-name input").first).to_have_value(
         "News summaries"
     )
+    assert browser_app.context.store.projects.find("News summaries") is not None
     shot(page, "project")
 
 
-def test_vote_on_three_pairs_with_the_keyboard(page: Any, browser_app: RunningApp) -> None:
+def vote(page: Any, key: str, votes_after: int) -> None:
+    """Wait for both outputs, press ``key`` as a user would, and wait for the counter."""
+    wait_value(page, "#compare-left textarea")
+    wait_value(page, "#compare-right textarea")
+    expect()(page.locator("#compare-status")).not_to_contain_text("Generating")
+    unfocus(page)
+    page.keyboard.press(key)
+    expect()(page.locator("#compare-counter")).to_contain_text(f"Votes: {votes_after} by you")
+
+
+def test_every_vote_key_records_its_verdict(
+    page: Any, browser_app: RunningApp, open_project: Callable[[str], int]
+) -> None:
+    project_id = open_project("News: vote keys")
     open_tab(page, "Compare")
-    for number, key in enumerate(["1", "2", "3"], start=1):
-        wait_value(page, "#compare-left textarea")
-        wait_value(page, "#compare-right textarea")
-        expect()(page.locator("#compare-status")).not_to_contain_text("Generating")
-        if number == 1:
-            shot(page, "compare")
-        unfocus(page)
-        page.keyboard.press(key)
-        expect()(page.locator("#compare-counter")).to_contain_text(f"Votes: {number} by you")
-    project = browser_app.context.store.projects.find("News summaries")
-    verdicts = [c.verdict for c in browser_app.context.store.comparisons.list(project.id, "you")]
-    assert len(verdicts) == 3 and verdicts[2] == "tie"
-    expect()(page.locator("#compare-reveal")).to_contain_text("a tie")
+    wait_value(page, "#compare-left textarea")
+    shot(page, "compare")
+    keys = {"1": "A was better", "2": "B was better", "3": "a tie", "4": "both bad"}
+    keys["Space"] = "skipped"
+    for number, (key, reveal) in enumerate(keys.items(), start=1):
+        vote(page, key, number)
+        expect()(page.locator("#compare-reveal")).to_contain_text(reveal)
+    comparisons = browser_app.context.store.comparisons.list(project_id, "you")
+    verdicts = [c.verdict for c in comparisons]
+    # 1 and 2 name a screen side; which prompt that was depends on the shuffled sides.
+    assert verdicts[2:] == ["tie", "both_bad", "skip"]
+    for c, side in zip(comparisons[:2], ["left", "right"], strict=True):
+        assert c.verdict == (c.left if side == "left" else {"a": "b", "b": "a"}[c.left])
 
 
-def test_two_edits_update_the_profile(page: Any, browser_app: RunningApp) -> None:
+def test_two_edits_update_the_profile(
+    page: Any, browser_app: RunningApp, open_project: Callable[[str], int]
+) -> None:
+    project_id = open_project("News: edits")
     open_tab(page, "Edit")
     for round_number in (1, 2):
         unfocus(page)
@@ -106,19 +120,21 @@ def test_two_edits_update_the_profile(page: Any, browser_app: RunningApp) -> Non
         expect()(page.locator("#edit-distance")).to_contain_text("words")
         if round_number == 2:
             shot(page, "edit", full_page=True)
-    project = browser_app.context.store.projects.find("News summaries")
-    edits = browser_app.context.store.edits.list(project.id, "you")
+    edits = browser_app.context.store.edits.list(project_id, "you")
     assert len(edits) == 2 and all(e.edited.startswith("Round") for e in edits)
 
     open_tab(page, "Profile")
-    expected = browser_app.context.store.preferences.list(project.id, "you")
+    expected = browser_app.context.store.preferences.list(project_id, "you")
     assert expected
     for pref in expected:
         expect()(page.locator("#profile-table")).to_contain_text(pref.text)
     shot(page, "profile")
 
 
-def test_prompts_leaderboard(page: Any, browser_app: RunningApp) -> None:
+def test_prompts_leaderboard(page: Any, open_project: Callable[[str], int]) -> None:
+    open_project("News: leaderboard")
+    open_tab(page, "Compare")
+    vote(page, "1", 1)
     open_tab(page, "Prompts")
     expect()(page.locator("#prompts-leaderboard")).to_contain_text("base")
     expect()(page.locator("#prompts-best")).to_contain_text("prompt #")
@@ -126,7 +142,8 @@ def test_prompts_leaderboard(page: Any, browser_app: RunningApp) -> None:
     shot(page, "prompts", full_page=True)
 
 
-def test_export_a_file(page: Any, browser_app: RunningApp) -> None:
+def test_export_a_file(page: Any, open_project: Callable[[str], int]) -> None:
+    open_project("News: export")
     open_tab(page, "Export")
     page.locator("#export-go").click()
     expect()(page.locator("#export-status")).to_contain_text("Exported")
@@ -135,17 +152,21 @@ def test_export_a_file(page: Any, browser_app: RunningApp) -> None:
         link.click()
     path = download_info.value.path()
     content = Path(path).read_text(encoding="utf-8")
-    assert "News summaries" in content
+    assert "News: export" in content
     assert "Summarize the following news article" in content
     shot(page, "export")
 
 
-def test_inspect_shows_every_call(page: Any, browser_app: RunningApp) -> None:
+def test_inspect_shows_every_call(
+    page: Any, browser_app: RunningApp, open_project: Callable[[str], int]
+) -> None:
+    project_id = open_project("News: inspect")
+    open_tab(page, "Compare")  # the pair's two generations are calls
+    wait_value(page, "#compare-left textarea")
+    wait_value(page, "#compare-right textarea")
     open_tab(page, "Inspect")
     expect()(page.locator("#inspect-summary")).to_contain_text("calls")
-    project = browser_app.context.store.projects.find("News summaries")
-    calls = browser_app.context.store.calls.list(project.id)
-    assert calls
+    assert browser_app.context.store.calls.list(project_id)
     page.locator("#inspect-table [role=gridcell]").nth(2).click()
     expect()(page.locator("#inspect-detail")).to_contain_text("messages")
     shot(page, "inspect")
