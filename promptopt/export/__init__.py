@@ -91,6 +91,7 @@ def export_project(
     annotator: str | None = None,
     *,
     compare: Any = "auto",
+    model: str | None = None,
 ) -> tuple[str, str]:
     """(sanitised file name, file text) of one export.
 
@@ -98,7 +99,8 @@ def export_project(
     With an annotator, the Compare engine's leaderboard and best prompt are used: pass the
     app's ``CompareService`` as ``compare`` (cheapest), or leave ``"auto"`` to build one with
     the default embedder; ``None`` ranks by plain win rates. Any engine failure falls back to
-    win rates and is noted in the bundle's provenance.
+    win rates and is noted in the bundle's provenance. ``model`` names the model that the
+    OpenAI, ``llm`` and promptfoo exports are for (default: the project's).
     """
     if fmt not in FORMATS:
         raise ExportError(f"Unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}.")
@@ -106,7 +108,7 @@ def export_project(
         # Votes exports list feedback as recorded: no ranking, so no engine to start.
         wanted = annotator is not None and not fmt.startswith("votes-")
         compare = default_compare_service(store) if wanted else None
-    data = collect(store, project_id, annotator, compare=compare)
+    data = collect(store, project_id, annotator, compare=compare, model_override=model)
     text = _renderers()[fmt](data, store)
     return export_filename(data.project.name, data.project.id, fmt), scrub_secrets(text)
 

@@ -64,6 +64,8 @@ class ExportData:
     k: int = DEFAULT_K
     threshold: float = FALLBACK_THRESHOLD
     notes: list[str] = field(default_factory=list)
+    # The model named at export time (``--model``); None means the project's.
+    model_override: str | None = None
 
     @property
     def votes(self) -> int:
@@ -99,6 +101,7 @@ def collect(
     *,
     compare: Any = None,
     now: _dt.datetime | None = None,
+    model_override: str | None = None,
 ) -> ExportData:
     """Everything an exporter needs for one project (and one annotator, or all of them)."""
     project = store.projects.get(project_id)
@@ -128,6 +131,7 @@ def collect(
         k=k,
         threshold=threshold,
         notes=notes,
+        model_override=model_override,
     )
 
 

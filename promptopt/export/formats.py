@@ -18,6 +18,13 @@ import yaml
 
 from promptopt import __version__
 from promptopt.export.data import ExportData
+from promptopt.export.targets import (
+    ExportModel,
+    export_model,
+    llm_model,
+    openai_model,
+    promptfoo_provider,
+)
 from promptopt.generation import PLACEHOLDER, build_messages, render
 from promptopt.storage import NotFoundError, Store
 
@@ -96,15 +103,13 @@ def read_markdown_prompt(text: str) -> str:
 
 
 # -- OpenAI chat messages ---------------------------------------------------------------------
-def openai_model_name(model: str | None) -> str | None:
-    """The model name an OpenAI-compatible client accepts, when the project's model has one."""
-    if not model:
-        return None
-    if model.startswith("openai/"):
-        return model.split("/", 1)[1]
-    if "/" in model or model.startswith(("local", "fake")):
-        return None  # a provider prefix of litellm or promptopt's offline model: no such name
-    return model
+def target_model(data: ExportData) -> ExportModel:
+    """The model the OpenAI, llm and promptfoo exports are written for."""
+    from promptopt.export.bundle import public_url
+    from promptopt.generation import GenerationSettings
+
+    settings = GenerationSettings.from_project(data.project)
+    return export_model(data.model_override, settings.model, public_url(settings.api_base))
 
 
 def to_openai(data: ExportData, store: Store) -> str:
@@ -112,13 +117,12 @@ def to_openai(data: ExportData, store: Store) -> str:
     from promptopt.generation import GenerationSettings
 
     settings = GenerationSettings.from_project(data.project)
-    body: dict[str, Any] = {}
-    model = openai_model_name(settings.model)
-    if model:
-        body["model"] = model
-    body["messages"] = static_messages(data)
-    body["temperature"] = settings.temperature
-    body["max_tokens"] = settings.max_tokens
+    body: dict[str, Any] = {
+        "model": openai_model(target_model(data)),
+        "messages": static_messages(data),
+        "temperature": settings.temperature,
+        "max_tokens": settings.max_tokens,
+    }
     return json.dumps(body, ensure_ascii=False, indent=2) + "\n"
 
 
@@ -153,20 +157,27 @@ def llm_template_text(template: str) -> str:
 
 
 def to_llm(data: ExportData, store: Store) -> str:
+    from promptopt.generation import GenerationSettings
+
+    settings = GenerationSettings.from_project(data.project)
     messages = static_messages(data)
-    doc: dict[str, str] = {}
+    model_id, option_names, note = llm_model(target_model(data))
+    doc: dict[str, Any] = {"model": model_id}
     system = [m["content"] for m in messages if m["role"] == "system"]
     if system:
         doc["system"] = system[0].replace("$", "$$")
     doc["prompt"] = llm_template_text(data.best.text)
+    values = {"temperature": settings.temperature, "max_tokens": settings.max_tokens}
+    if option_names:
+        doc["options"] = {name: values[ours] for name, ours in option_names.items()}
     header = (
         f"# promptopt {__version__}: learned prompt of {data.project.name!r}, "
         f"exported {data.exported_at}.\n"
         "# Save as ~/.config/io.datasette.llm/templates/NAME.yaml (see `llm templates path`), "
         "then: llm -t NAME 'your input'\n"
     )
-    if data.project.generator_model:
-        header += f"# Learned with the model {data.project.generator_model}; pick one with -m.\n"
+    if note:
+        header += f"# Model {model_id}: {note}.\n"
     return header + dump_yaml(doc)
 
 
@@ -178,34 +189,29 @@ def nunjucks_text(template: str) -> str:
     """A promptopt template as a promptfoo (Nunjucks) prompt: ``{input}`` -> ``{{input}}``,
     literal text that Nunjucks would read as a tag wrapped in ``{% raw %}``."""
 
-    def literal(text: str) -> str:
-        return f"{{% raw %}}{text}{{% endraw %}}" if _NUNJUCKS.search(text) else text
-
-    return "{{input}}".join(literal(part) for part in template.split(PLACEHOLDER))
+    return "{{input}}".join(nunjucks_literal(part) for part in template.split(PLACEHOLDER))
 
 
-def promptfoo_provider(model: str | None) -> tuple[str, str | None]:
-    """The promptfoo provider id for a litellm-style model name, and a note when guessed."""
-    if model and not model.startswith(("local", "fake")):
-        if "/" not in model:
-            return f"openai:chat:{model}", None
-        prefix, rest = model.split("/", 1)
-        known = {
-            "openai": "openai:chat:",
-            "anthropic": "anthropic:messages:",
-            "ollama": "ollama:chat:",
-            "ollama_chat": "ollama:chat:",
-            "mistral": "mistral:",
-            "groq": "groq:",
+def nunjucks_literal(text: str) -> str:
+    """Text that Nunjucks renders as itself."""
+    return f"{{% raw %}}{text}{{% endraw %}}" if _NUNJUCKS.search(text) else text
+
+
+def promptfoo_messages(data: ExportData, template: str) -> str:
+    """One promptfoo prompt in its chat format: a JSON list of messages, the preferences in the
+    system message. promptfoo renders the variables inside each JSON string (and escapes them),
+    so inputs with quotes or new lines stay valid JSON."""
+    messages = build_messages(template, PLACEHOLDER, preference=data.static_preference_text())
+    chat = [
+        {
+            "role": m["role"],
+            "content": nunjucks_text(m["content"])
+            if m["role"] == "user"
+            else nunjucks_literal(m["content"]),
         }
-        if prefix in known:
-            return known[prefix] + rest, None
-        return f"openai:chat:{rest}", f"{model} was mapped by guess; check the provider id."
-    return (
-        "openai:chat:gpt-4o-mini",
-        f"the project used {model or 'the offline default'}, which promptfoo cannot run; "
-        "replace this provider with the one you use.",
-    )
+        for m in messages
+    ]
+    return json.dumps(chat, ensure_ascii=False, indent=2)
 
 
 def to_promptfoo(data: ExportData, store: Store) -> str:
@@ -222,20 +228,19 @@ def to_promptfoo(data: ExportData, store: Store) -> str:
         {
             "label": ("best" if i == 0 else f"runner-up {i}")
             + (f" (prompt {p.id})" if p.id else ""),
-            "raw": nunjucks_text(single_prompt(data, p.text)),
+            "raw": promptfoo_messages(data, p.text),
         }
         for i, p in enumerate(chosen)
     ]
-    provider, note = promptfoo_provider(settings.model)
+    model = target_model(data)
+    provider, note = promptfoo_provider(model)
+    config: dict[str, Any] = {"temperature": settings.temperature, "max_tokens": settings.max_tokens}
+    if model.api_base and provider.startswith("openai:"):
+        config["apiBaseUrl"] = model.api_base  # the address only: credentials never leave
     doc: dict[str, Any] = {
         "description": f"promptopt export of {data.project.name}",
         "prompts": prompts,
-        "providers": [
-            {
-                "id": provider,
-                "config": {"temperature": settings.temperature, "max_tokens": settings.max_tokens},
-            }
-        ],
+        "providers": [{"id": provider, "config": config}],
         "tests": [{"vars": {"input": i.text}} for i in store.inputs.list(data.project.id)],
     }
     header = (
