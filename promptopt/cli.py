@@ -12,36 +12,72 @@ from typing import Any
 # (command path, module, help). Each module defines configure(parser) and run(args) -> int.
 COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
     (("serve",), "promptopt.ui.serve_cli", "start the web app"),
-    (("db", "path"), "promptopt.cli_basic", "print the database path"),
-    (("projects", "list"), "promptopt.cli_basic", "list projects"),
-    (("inputs", "import"), "promptopt.cli_basic", "import inputs from CSV, JSONL or TXT"),
+    (("projects", "create"), "promptopt.cli_projects", "create a project (or open a sample)"),
+    (("projects", "show"), "promptopt.cli_projects", "show a project's settings and counts"),
+    (("projects", "set"), "promptopt.cli_projects", "change a project's name, prompt or models"),
+    (("projects", "list"), "promptopt.cli_projects", "list projects with their counts"),
+    (("inputs", "import"), "promptopt.cli_projects", "import inputs from CSV, JSONL, TXT or stdin"),
+    (("inputs", "list"), "promptopt.cli_projects", "list a project's inputs"),
     (("export",), "promptopt.export.cli", "export a project's learned prompt"),
     (("votes", "export"), "promptopt.export.cli", "export all comparisons and edits"),
     (("bench", "services"), "promptopt.bench_services", "benchmark the LLM, embedder and FAISS"),
     (("bench", "compare"), "promptopt.compare.bench", "benchmark the Compare engine"),
     (("bench", "edit"), "promptopt.edit.bench", "benchmark the Edit engine"),
+    (("db", "path"), "promptopt.cli_basic", "print the database path"),
+    (("db", "metadata"), "promptopt.cli_basic", "print or write Datasette metadata (labels)"),
 ]
+
+GROUP_HELP = {
+    "projects": "create, show, change and list projects",
+    "inputs": "import and list a project's inputs",
+    "votes": "export every vote and edit",
+    "bench": "benchmarks that print their numbers",
+    "db": "where the database is, and how to browse it",
+}
+
+
+def _epilog() -> str:
+    width = max(len(" ".join(path)) for path, _, _ in COMMANDS)
+    lines = [f"  {' '.join(path):<{width}}  {text}" for path, _, text in COMMANDS]
+    return "commands:\n" + "\n".join(lines) + "\n\nEvery command has --help."
+
+
+def _add_debug(parser: argparse.ArgumentParser) -> None:
+    # SUPPRESS: a sub-command's parser must not reset --debug given before the sub-command.
+    parser.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks of errors"
+    )
 
 
 def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     """The whole command tree. With ``argv``, only the module of the command it names is
     imported (the others may load Gradio, torch or a model), so every command starts fast."""
     words = [a for a in argv if not a.startswith("-")] if argv is not None else None
+    from promptopt import __version__
+
     parser = argparse.ArgumentParser(
         prog="promptopt",
         description="Interactive prompt optimization from human feedback.",
+        epilog=_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
-    groups: dict[tuple[str, ...], Any] = {(): parser.add_subparsers(dest="command")}
+    parser.add_argument("--version", action="version", version=f"promptopt {__version__}")
+    _add_debug(parser)
+    groups: dict[tuple[str, ...], Any] = {
+        (): parser.add_subparsers(dest="command", metavar="COMMAND")
+    }
     for path, module_name, help_text in COMMANDS:
         for depth in range(1, len(path)):
             prefix = path[:depth]
             if prefix not in groups:
-                sub = groups[path[: depth - 1]].add_parser(prefix[-1], help=f"{prefix[-1]} ...")
-                groups[prefix] = sub.add_subparsers(dest=f"cmd_{depth}")
+                text = GROUP_HELP.get(prefix[-1], " ".join(prefix))
+                sub = groups[path[: depth - 1]].add_parser(prefix[-1], help=text, description=text)
+                _add_debug(sub)
+                groups[prefix] = sub.add_subparsers(dest=f"cmd_{depth}", metavar="COMMAND")
                 sub.set_defaults(_group=sub)
         leaf = groups[path[:-1]].add_parser(path[-1], help=help_text, description=help_text)
         if words is not None and tuple(words[: len(path)]) != path:
+            _add_debug(leaf)
             continue  # argparse never reaches this leaf for these arguments
         try:
             module = importlib.import_module(module_name)
@@ -49,12 +85,15 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
             # --help still works for every command; running one whose module cannot be
             # imported says why in one line instead of printing usage.
             leaf.set_defaults(_run=_unavailable(path, exc))
+            _add_debug(leaf)
             continue
         configure: Callable[..., None] = getattr(module, f"configure_{'_'.join(path)}", None) or (
             module.configure
         )
         runner: Callable[..., int] = getattr(module, f"run_{'_'.join(path)}", None) or module.run
         configure(leaf)
+        if "--debug" not in leaf._option_string_actions:  # a command may define its own
+            _add_debug(leaf)
         leaf.set_defaults(_run=runner)
     return parser
 

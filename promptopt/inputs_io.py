@@ -88,6 +88,9 @@ def parse_inputs_text(text: str, fmt: str, column: str | None = None) -> ParseRe
                     result.problems.append(f"line {number}: no text under {chosen!r}")
             else:
                 result.problems.append(f"line {number}: expected an object or a string")
+        # JSON errors were found on the first pass, missing keys on the second: report both in
+        # the file's order.
+        result.problems.sort(key=lambda problem: int(problem.split(":")[0].split()[1]))
         return result
     dialect: type[csv.Dialect] | csv.Dialect = csv.excel
     with contextlib.suppress(csv.Error):
@@ -114,7 +117,10 @@ def parse_inputs_text(text: str, fmt: str, column: str | None = None) -> ParseRe
     return result
 
 
-def parse_inputs_file(path: Path | str, column: str | None = None) -> ParseResult:
+def parse_inputs_file(
+    path: Path | str, column: str | None = None, fmt: str | None = None
+) -> ParseResult:
+    """Inputs from a file; ``fmt`` overrides the format its extension suggests."""
     path = Path(path)
     if not path.exists():
         raise InputFormatError(f"No file at {path}. Check the path.")
@@ -124,4 +130,4 @@ def parse_inputs_file(path: Path | str, column: str | None = None) -> ParseResul
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise InputFormatError(f"{path} is not UTF-8 text; save it as UTF-8 and retry.") from exc
-    return parse_inputs_text(text, guess_format(path.name), column)
+    return parse_inputs_text(text, fmt or guess_format(path.name), column)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,41 @@ def create_project(
     return project
 
 
+@dataclass
+class InputsAdded:
+    """What ``add_inputs`` did: the new row ids, and the texts it left out as duplicates."""
+
+    ids: list[int] = field(default_factory=list)
+    duplicates: list[str] = field(default_factory=list)
+
+
+def add_inputs(
+    store: Store,
+    project_id: int,
+    texts: Iterable[str],
+    *,
+    source: str = "typed",
+    allow_duplicates: bool = False,
+) -> InputsAdded:
+    """Add inputs in order; blank ones are dropped. A text the project already has (or that
+    appears earlier in ``texts``) is left out and reported, unless ``allow_duplicates``: the
+    same file imported twice must not double every input's weight in the rotation."""
+    wanted = [str(t) for t in texts if t is not None and str(t).strip()]
+    if allow_duplicates:
+        return InputsAdded(store.inputs.add_many(project_id, wanted, source=source))
+    seen = {i.text.strip() for i in store.inputs.list(project_id)}
+    fresh: list[str] = []
+    duplicates: list[str] = []
+    for text in wanted:
+        key = text.strip()
+        if key in seen:
+            duplicates.append(text)
+        else:
+            seen.add(key)
+            fresh.append(text)
+    return InputsAdded(store.inputs.add_many(project_id, fresh, source=source), duplicates)
+
+
 def resolve_project(store: Store, name_or_id: str | int) -> Project:
     """By exact name first, then by numeric id; a miss lists the projects that exist."""
     text = str(name_or_id).strip()
@@ -58,7 +94,10 @@ def resolve_project(store: Store, name_or_id: str | int) -> Project:
         except NotFoundError:
             pass
     names = ", ".join(repr(p.name) for p in store.projects.list()) or "none yet"
-    raise NotFoundError(f"No project {text!r}. Projects: {names}. Create one in the app first.")
+    raise NotFoundError(
+        f"No project {text!r}. Projects: {names}. Create one with `promptopt projects create` "
+        "or in the app."
+    )
 
 
 def _sample_files() -> dict[str, Path]:

@@ -234,3 +234,15 @@ def m0001_initial(db: sqlite_utils.Database) -> None:
         not_null={"project_id", "engine", "annotator"},
     )
     _t(db, "engine_state").create_index(["project_id", "engine", "annotator"], unique=True)
+
+
+@MIGRATIONS(name="0002_project_prompt_foreign_key")
+def m0002_project_prompt_foreign_key(db: sqlite_utils.Database) -> None:
+    # The project's promoted prompt becomes a real foreign key, so that SQLite guards it and
+    # Datasette links it. A promotion that points at a prompt no longer there is cleared first:
+    # the new constraint would otherwise refuse the whole database.
+    db.execute(
+        "UPDATE project SET prompt_id = NULL WHERE prompt_id IS NOT NULL "
+        "AND prompt_id NOT IN (SELECT id FROM prompt)"
+    )
+    _t(db, "project").transform(add_foreign_keys=[("prompt_id", "prompt", "id")])

@@ -67,7 +67,12 @@ def test_projects_list_and_inputs_import(
     assert code == 0 and "imported 2 inputs" in out
     code, out, _ = run(capsys, "projects", "list", "--json")
     row = json.loads(out.splitlines()[0])
-    assert (row["name"], row["inputs"], row["votes"]) == (sample.name, len(INPUTS) + 2, 8)
+    # Issue 13, failure 4: the edits' own comparisons were counted as votes (5 votes for 3 + 2).
+    assert (row["name"], row["inputs"], row["votes"], row["edits"]) == (
+        sample.name, len(INPUTS) + 2, 7, 2,
+    )  # fmt: skip
+    code, out, _ = run(capsys, "projects", "list")
+    assert out.split("\t")[2:] == ["5 inputs", "7 votes", "2 edits\n"]
 
 
 def test_export_to_a_file(
@@ -105,7 +110,7 @@ def test_votes_export_csv_and_jsonl(
     code, out, _ = run(capsys, "votes", "export", sample.name)
     assert code == 0
     rows = list(csv.DictReader(io.StringIO(out)))
-    assert len(rows) == 10 and rows[0]["kind"] in ("comparison", "edit")
+    assert len(rows) == 9 and rows[0]["kind"] in ("vote", "edit")
     path = tmp_path / "votes.jsonl"
     code, _, _ = run(
         capsys, "votes", "export", sample.name, "--format", "jsonl", "--out", str(path),
@@ -120,6 +125,10 @@ def test_votes_export_csv_and_jsonl(
     [
         (["export", "nope", "-f", "markdown"], "No project 'nope'. Projects: 'News"),
         (["export", "NAME", "-f", "llm", "-o", "/no/such/dir/x.yaml"], "does not exist; create"),
+        (["export", "NAME", "-f", "openai", "--model", "fake"], "--model NAME"),
+        (["projects", "create", "P"], "Give a name and a base prompt"),
+        (["projects", "create", "P", "--template", "no slot"], "{input}"),
+        (["projects", "set", "NAME"], "Nothing to change"),
         (["votes", "export", "NAME", "-o", "/no/such/dir/v.csv"], "does not exist; create"),
         (["votes", "export", "nope"], "No project 'nope'"),
         (["inputs", "import", "NAME", "/no/such/file.csv"], "file.csv"),
@@ -151,8 +160,17 @@ def _console_script() -> str:
     return found
 
 
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _env(home: Path) -> dict[str, str]:
+    # This checkout's code, whichever checkout the console script was installed from.
+    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
+    return {**os.environ, "PROMPTOPT_HOME": str(home), "PYTHONPATH": path}
+
+
 def test_the_installed_command(sample: Sample, tmp_path: Path, promptopt_home: Path) -> None:
-    env = {**os.environ, "PROMPTOPT_HOME": str(promptopt_home)}
+    env = _env(promptopt_home)
     target = tmp_path / "learned.yaml"
     done = subprocess.run(
         [_console_script(), "export", sample.name, "--format", "llm", "--out", str(target)],
@@ -175,3 +193,161 @@ def test_projects_list_when_empty_says_what_to_do(capsys: pytest.CaptureFixture[
     code, out, err = run(capsys, "projects", "list")
     assert (code, out) == (0, "")
     assert "No projects yet" in err
+
+
+# -- issue 13: a CLI that covers the work --------------------------------------------------------
+def test_version_and_python_dash_m(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    from promptopt import __version__
+
+    with pytest.raises(SystemExit) as info:
+        cli.main(["--version"])
+    assert info.value.code == 0 and capsys.readouterr().out == f"promptopt {__version__}\n"
+    done = subprocess.run(
+        [sys.executable, "-m", "promptopt", "--version"],
+        capture_output=True, text=True, cwd=tmp_path, env=_env(tmp_path), timeout=60,
+    )  # fmt: skip
+    assert (done.returncode, done.stdout) == (0, f"promptopt {__version__}\n")
+
+
+def test_group_help_has_one_line_per_command(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        cli.main(["--help"])
+    out = capsys.readouterr().out
+    for path, _, text in cli.COMMANDS:
+        assert any(line.split() == [*path, *text.split()] for line in out.splitlines()), (
+            f"{path} missing from: {out}"
+        )
+    assert "db ..." not in out and "projects ..." not in out
+    with pytest.raises(SystemExit):
+        cli.main(["projects", "--help"])
+    out = capsys.readouterr().out
+    assert "create a project (or open a sample)" in out and "list projects with" in out
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_debug_anywhere_shows_the_traceback(where: str) -> None:
+    argv = ["export", "nope", "--format", "markdown"]
+    argv = ["--debug", *argv] if where == "before" else [*argv, "--debug"]
+    with pytest.raises(Exception, match="No project 'nope'"):
+        cli.main(argv)
+
+
+def test_projects_create_show_set(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    inputs = tmp_path / "inputs.csv"
+    inputs.write_text("text\nfirst article\nsecond article\n", encoding="utf-8")
+    code, out, err = run(
+        capsys, "projects", "create", "Briefs", "--template", "Summarize: {input}",
+        "--task", "summaries", "--inputs", str(inputs), "--generator-model", "openai/qwen",
+        "--optimizer-model", "gpt-4o-mini", "--api-base", "http://gpu-box:8000/v1", "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    shown = json.loads(out.splitlines()[-1])
+    assert shown["name"] == "Briefs" and shown["template"] == "Summarize: {input}"
+    assert (shown["generator_model"], shown["optimizer_model"]) == ("openai/qwen", "gpt-4o-mini")
+    assert shown["api_base"] == "http://gpu-box:8000/v1" and shown["inputs"] == 2
+    template = tmp_path / "t.txt"
+    template.write_text("Summarize in one line:\n{input}\n", encoding="utf-8")
+    code, out, err = run(
+        capsys, "projects", "set", "Briefs", "--name", "Short briefs", "--template-file",
+        str(template), "--api-base", "", "--max-tokens", "64", "--temperature", "0.2",
+    )  # fmt: skip
+    assert code == 0, err
+    code, out, _ = run(capsys, "projects", "show", "Short briefs", "--json")
+    shown = json.loads(out)
+    assert shown["template"] == "Summarize in one line:\n{input}"
+    assert shown["api_base"] is None and shown["max_tokens"] == 64 and shown["prompts"] == 2
+    code, out, _ = run(capsys, "projects", "show", "Short briefs")
+    assert "generator_model: openai/qwen" in out.splitlines()
+
+
+def test_projects_create_opens_a_sample(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "projects", "create", "--sample", "news-summaries", "--json")
+    assert code == 0 and json.loads(out)["inputs"] > 0
+
+
+def test_inputs_import_from_stdin(
+    sample: Sample, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 13, failure 4: `inputs import X -` said "No file at -"."""
+    monkeypatch.setattr(sys, "stdin", io.StringIO("one from a pipe\n"))
+    code, out, _ = run(capsys, "inputs", "import", sample.name, "-")
+    # Issue 13, failure 7: "imported 1 inputs".
+    assert code == 0 and out == f"imported 1 input into {sample.name!r}\n"
+    monkeypatch.setattr(sys, "stdin", io.StringIO('{"text": "json from a pipe"}\n'))
+    run(capsys, "inputs", "import", sample.name, "-", "--format", "jsonl")
+    code, out, _ = run(capsys, "inputs", "list", sample.name, "--json")
+    texts = [json.loads(line)["text"] for line in out.splitlines()]
+    assert texts[-2:] == ["one from a pipe", "json from a pipe"]
+
+
+def test_reimporting_the_same_file_skips_what_is_there(
+    sample: Sample, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 13, failure 7: importing the same CSV twice silently duplicated every input."""
+    file = tmp_path / "more.csv"
+    file.write_text("text\nnew one\nnew two\n", encoding="utf-8")
+    assert run(capsys, "inputs", "import", sample.name, str(file))[1].startswith("imported 2 ")
+    code, out, err = run(capsys, "inputs", "import", sample.name, str(file))
+    assert code == 0 and out.startswith("imported 0 inputs")
+    assert "skipped 2 inputs already in the project" in err
+    code, out, _ = run(capsys, "inputs", "import", sample.name, str(file), "--allow-duplicates")
+    assert out.startswith("imported 2 inputs")
+
+
+def test_skipped_lines_are_listed_in_file_order(
+    sample: Sample, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    file = tmp_path / "rows.jsonl"
+    file.write_text('{"text": "ok"}\n{"other": 1}\nnot json\n{"text": "fine"}\n', "utf-8")
+    _, _, err = run(capsys, "inputs", "import", sample.name, str(file))
+    assert err.splitlines() == [
+        "skipped line 2: no text under 'text'",
+        "skipped line 3: not valid JSON (Expecting value)",
+    ]
+
+
+def test_export_out_ending_in_a_separator_is_a_folder(
+    sample: Sample,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Issue 13, failure 7: `--out exports/` wrote a *file* named exports."""
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run(capsys, "export", sample.name, "--format", "bundle", "--out", "exports/")
+    assert code == 0, err
+    written = list((tmp_path / "exports").iterdir())
+    assert [p.name for p in written] == ["news-summaries-v1-etc-bundle.json"]
+
+
+def test_votes_export_has_one_row_per_event_with_unique_ids(
+    sample: Sample, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 13, failure 5: each edit appeared twice; ids collided across kinds; blank ids
+    read back as floats."""
+    import pandas as pd
+
+    _, out, _ = run(capsys, "votes", "export", sample.name)
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert [r["kind"] for r in rows].count("edit") == 2
+    assert all(r["source"] != "edit" for r in rows if r["kind"] == "vote")
+    assert len({r["id"] for r in rows}) == len(rows)
+    assert not any("." in r[c] for r in rows for c in r if c.endswith("_id"))
+    frame = pd.read_csv(io.StringIO(out), dtype_backend="numpy_nullable")
+    assert str(frame["input_id"].dtype) == "Int64" and str(frame["edit_id"].dtype) == "Int64"
+
+
+def test_db_metadata_labels_every_main_table(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, store: Store
+) -> None:
+    code, out, _ = run(capsys, "db", "metadata")
+    assert code == 0
+    doc = json.loads(out)
+    tables = doc["databases"]["promptopt"]["tables"]
+    db = store.database.db
+    for table, conf in tables.items():
+        assert conf["label_column"] in db.table(table).columns_dict, table
+    assert {"input", "prompt", "comparison", "edit", "preference"} <= set(tables)
+    target = tmp_path / "metadata.json"
+    assert run(capsys, "db", "metadata", "--out", str(target))[0] == 0
+    assert json.loads(target.read_text()) == doc

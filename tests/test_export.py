@@ -27,7 +27,6 @@ from promptopt.export.formats import (
     llm_template_text,
     nunjucks_text,
     read_markdown_prompt,
-    single_prompt,
 )
 from promptopt.generation import build_messages, render
 from promptopt.storage import Store
@@ -337,9 +336,7 @@ def test_preference_pairs_from_votes_and_edits(store: Store, sample: Sample) -> 
     assert len(everyone) == 5  # bob's vote too
 
 
-def test_pairs_load_in_hugging_face_datasets(
-    store: Store, sample: Sample, tmp_path: Path
-) -> None:
+def test_pairs_load_in_hugging_face_datasets(store: Store, sample: Sample, tmp_path: Path) -> None:
     datasets = pytest.importorskip("datasets")
     path = write_export(export(store, sample, "pairs"), tmp_path / "pairs.jsonl")
     loaded = datasets.load_dataset("json", data_files=str(path), split="train")
@@ -349,9 +346,12 @@ def test_pairs_load_in_hugging_face_datasets(
 def test_votes_csv_and_jsonl_hold_every_comparison_and_edit(store: Store, sample: Sample) -> None:
     rows = list(csv.DictReader(io.StringIO(export(store, sample, "votes-csv", annotator=None))))
     jsonl = [json.loads(x) for x in export(store, sample, "votes-jsonl", None).splitlines()]
-    assert len(rows) == len(jsonl) == 8 + 2  # 8 comparisons (one from an edit) and 2 edits
+    # 8 comparisons, one of them an edit's own: that edit's row stands for it; and 2 edits.
+    assert len(rows) == len(jsonl) == 7 + 2
     assert [r["kind"] for r in rows].count("edit") == 2
-    vote = next(r for r in jsonl if r["kind"] == "comparison" and r["verdict"] == "tie")
+    edited = next(r for r in jsonl if r["kind"] == "edit" and r["comparison_id"] is not None)
+    assert isinstance(edited["edit_id"], int) and edited["prompt_a_id"] is None
+    vote = next(r for r in jsonl if r["kind"] == "vote" and r["verdict"] == "tie")
     assert vote["prompt_a"] == sample.base.text and vote["input"] == INPUTS[1]
     assert rows[0].keys() == jsonl[0].keys()
 

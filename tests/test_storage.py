@@ -233,6 +233,38 @@ def test_foreign_keys_are_enforced(store: Store) -> None:
         store.comparisons.add(project_id=12345, verdict="a", annotator="u")
 
 
+def test_the_projects_prompt_is_a_foreign_key(store: Store) -> None:
+    """Issue 13, failure 8: ``project.prompt_id`` had no foreign key."""
+    fks = {(fk.column, fk.other_table) for fk in store.database.db.table("project").foreign_keys}
+    assert ("prompt_id", "prompt") in fks
+    p = store.projects.create("P", "Do {input}")
+    with pytest.raises(sqlite3.IntegrityError):
+        store.projects.update(p.id, prompt_id=9999)
+
+
+def test_the_foreign_key_migration_keeps_data_and_clears_dangling_prompts(tmp_path: Path) -> None:
+    path = tmp_path / "v1.db"
+    db = Database(path, migrate=False)
+    MIGRATIONS.apply(db.db, stop_before="0002_project_prompt_foreign_key")
+    with db.transaction() as conn:
+        rows = conn.table("project")
+        rows.insert({"id": 1, "name": "kept", "template": "{input}", "prompt_id": 1})
+        rows.insert({"id": 2, "name": "dangling", "template": "{input}", "prompt_id": 77})
+        conn.table("prompt").insert({"id": 1, "project_id": 1, "text": "{input}", "origin": "base"})
+        conn.table("input").insert({"id": 1, "project_id": 1, "text": "x"})
+    db.close()
+    upgraded = open_store(path)
+    assert [(p.name, p.prompt_id) for p in upgraded.projects.list()] == [
+        ("dangling", None),
+        ("kept", 1),
+    ]
+    assert [i.text for i in upgraded.inputs.list(1)] == ["x"]
+    with pytest.raises(StorageError, match="already exists"):
+        upgraded.projects.create("kept", "{input}")
+    indexes = upgraded.database.db.table("project").indexes
+    assert any(ix.unique and ix.columns == ["name"] for ix in indexes)
+
+
 def test_writes_are_visible_to_other_threads_and_connections(store: Store) -> None:
     import threading
 

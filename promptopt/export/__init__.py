@@ -154,11 +154,20 @@ def scrub_secrets(text: str, environ: dict[str, str] | None = None) -> str:
 
 
 def write_export(text: str, out: str | Path, filename: str | None = None) -> Path:
-    """Save an export; ``out`` is a file path, or a folder to put ``filename`` in."""
+    """Save an export. ``out`` is a file path, or a folder to put ``filename`` in: an existing
+    folder, or a path that ends with a separator (``exports/``), which is created if needed."""
     path = Path(out).expanduser()
-    if path.is_dir():
+    if str(out).endswith(("/", os.sep)) or path.is_dir():
         if filename is None:
             raise ExportError(f"{path} is a folder; give a file path.")
+        if path.exists() and not path.is_dir():
+            raise ExportError(f"{path} is a file, not a folder; pick another path.")
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ExportError(
+                f"Cannot create the folder {path} ({exc.strerror}). Pick another path."
+            ) from exc
         path = path / filename
     folder = path.parent
     if not folder.exists():

@@ -23,8 +23,12 @@ def configure_export(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--out",
         "-o",
-        help="file to write, or an existing folder (the file is named after the project); "
-        "'-' or nothing prints to stdout",
+        help="file to write, or a folder (an existing one, or a path ending in /, created if "
+        "needed; the file is named after the project); '-' or nothing prints to stdout",
+    )
+    parser.add_argument(
+        "--model",
+        help="the model the openai, llm and promptfoo exports name (default: the project's)",
     )
     parser.add_argument("--annotator", help="only this annotator's votes, edits and profile")
     parser.add_argument(
@@ -37,7 +41,9 @@ def configure_export(parser: argparse.ArgumentParser) -> None:
 
 def run_export(args: argparse.Namespace) -> int:
     engine = args.annotator is not None and not args.win_rates
-    return _export(args.project, args.fmt, args.out, args.annotator, engine=engine)
+    return _export(
+        args.project, args.fmt, args.out, args.annotator, engine=engine, model=args.model
+    )
 
 
 def configure_votes_export(parser: argparse.ArgumentParser) -> None:
@@ -45,7 +51,9 @@ def configure_votes_export(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--format", "-f", dest="fmt", choices=("csv", "jsonl"), default="csv", help="default csv"
     )
-    parser.add_argument("--out", "-o", help="file or existing folder; stdout when omitted")
+    parser.add_argument(
+        "--out", "-o", help="file, or folder (existing, or ending in /); stdout when omitted"
+    )
     parser.add_argument("--annotator", help="only this annotator's votes and edits")
 
 
@@ -53,7 +61,15 @@ def run_votes_export(args: argparse.Namespace) -> int:
     return _export(args.project, f"votes-{args.fmt}", args.out, args.annotator, engine=False)
 
 
-def _export(project: str, fmt: str, out: str | None, annotator: str | None, *, engine: bool) -> int:
+def _export(
+    project: str,
+    fmt: str,
+    out: str | None,
+    annotator: str | None,
+    *,
+    engine: bool,
+    model: str | None = None,
+) -> int:
     from promptopt.projects import resolve_project
     from promptopt.storage import open_store
 
@@ -61,7 +77,9 @@ def _export(project: str, fmt: str, out: str | None, annotator: str | None, *, e
     try:
         found = resolve_project(store, project)
         compare = "auto" if engine else None
-        filename, text = export_project(store, found.id, fmt, annotator, compare=compare)
+        filename, text = export_project(
+            store, found.id, fmt, annotator, compare=compare, model=model
+        )
         if out is None or out == "-":
             sys.stdout.write(text)
             return 0

@@ -234,7 +234,10 @@ def to_promptfoo(data: ExportData, store: Store) -> str:
     ]
     model = target_model(data)
     provider, note = promptfoo_provider(model)
-    config: dict[str, Any] = {"temperature": settings.temperature, "max_tokens": settings.max_tokens}
+    config: dict[str, Any] = {
+        "temperature": settings.temperature,
+        "max_tokens": settings.max_tokens,
+    }
     if model.api_base and provider.startswith("openai:"):
         config["apiBaseUrl"] = model.api_base  # the address only: credentials never leave
     doc: dict[str, Any] = {
@@ -283,13 +286,17 @@ def to_pairs(data: ExportData, store: Store) -> str:
 
 
 # -- votes (every comparison and edit) --------------------------------------------------------
+# One row per feedback event: a vote, or an edit (whose own "edited beats original" comparison
+# is that edit, not a second event). ``id`` is unique across kinds ("vote-12", "edit-3"); the
+# other id columns are integers, blank (CSV) or null (JSONL) where they do not apply.
 VOTE_COLUMNS = (
-    "kind",
     "id",
+    "kind",
     "created_at",
     "annotator",
     "input_id",
     "input",
+    "comparison_id",
     "verdict",
     "prompt_a_id",
     "prompt_a",
@@ -300,6 +307,7 @@ VOTE_COLUMNS = (
     "left",
     "comment",
     "source",
+    "edit_id",
     "prompt_id",
     "prompt",
     "output",
@@ -332,16 +340,20 @@ class _Lookup:
 
 def vote_rows(data: ExportData, store: Store) -> list[dict[str, Any]]:
     inputs, prompts = _Lookup(store.inputs.get), _Lookup(store.prompts.get)
+    of_edits = {e.comparison_id for e in data.edits if e.comparison_id is not None}
     rows: list[dict[str, Any]] = []
     for c in data.comparisons:
+        if c.id in of_edits:
+            continue  # the edit's own row below stands for it
         rows.append(
             {
-                "kind": "comparison",
-                "id": c.id,
+                "id": f"vote-{c.id}",
+                "kind": "vote",
                 "created_at": c.created_at,
                 "annotator": c.annotator,
                 "input_id": c.input_id,
                 "input": inputs.text(c.input_id),
+                "comparison_id": c.id,
                 "verdict": c.verdict,
                 "prompt_a_id": c.prompt_a_id,
                 "prompt_a": prompts.text(c.prompt_a_id),
@@ -357,12 +369,15 @@ def vote_rows(data: ExportData, store: Store) -> list[dict[str, Any]]:
     for e in data.edits:
         rows.append(
             {
+                "id": f"edit-{e.id}",
                 "kind": "edit",
-                "id": e.id,
                 "created_at": e.created_at,
                 "annotator": e.annotator,
                 "input_id": e.input_id,
                 "input": inputs.text(e.input_id),
+                "comparison_id": e.comparison_id,
+                "source": "edit",
+                "edit_id": e.id,
                 "prompt_id": e.prompt_id,
                 "prompt": prompts.text(e.prompt_id),
                 "output": e.output,
@@ -375,7 +390,14 @@ def vote_rows(data: ExportData, store: Store) -> list[dict[str, Any]]:
             }
         )
     rows.sort(key=lambda r: (str(r["created_at"] or ""), r["kind"], r["id"]))
-    return [{col: row.get(col) for col in VOTE_COLUMNS} for row in rows]
+    return [{col: _integer_ids(col, row.get(col)) for col in VOTE_COLUMNS} for row in rows]
+
+
+def _integer_ids(column: str, value: Any) -> Any:
+    # SQLite may hand back a REAL for an id written by another tool; ids are whole numbers.
+    if column.endswith("_id") and isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
 
 
 def to_votes_csv(data: ExportData, store: Store) -> str:

@@ -114,7 +114,11 @@ def llm_model(model: ExportModel) -> tuple[str, dict[str, str], str | None]:
         return model.name, _OPENAI_OPTIONS, "needs `llm install llm-anthropic`"
     if provider in ("ollama", "ollama_chat"):
         name = model.name.split("/", 1)[1]
-        return name, {"temperature": "temperature", "num_predict": "max_tokens"}, "needs `llm install llm-ollama`"
+        return (
+            name,
+            {"temperature": "temperature", "num_predict": "max_tokens"},
+            "needs `llm install llm-ollama`",
+        )
     return model.name, {}, "check the model id with `llm models` and set options by hand"
 
 
