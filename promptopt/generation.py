@@ -11,6 +11,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from promptopt.llm import CallContext, GenerationParams, LLMClient, StreamingResponse
+from promptopt.llm.client import default_model
+from promptopt.llm.resolve import (
+    AUTH_ENV_SETTING,
+    ResolvedCall,
+    connect_url,
+    public_url,
+    resolve_call,
+)
 
 PLACEHOLDER = "{input}"
 
@@ -59,22 +67,34 @@ class GenerationSettings:
     temperature: float = 0.7
     max_tokens: int = 256
     seed: int | None = None
-    api_base: str | None = None
+    api_base: str | None = None  # the public address; the credential stays in the environment
+    api_base_auth_env: str | None = None
 
     @classmethod
     def from_project(cls, project: Any) -> GenerationSettings:
+        """The project's generator, as ``resolve_call`` decides it."""
+        call = resolve_call(project, "generate")
         settings = dict(getattr(project, "settings", {}) or {})
         return cls(
-            model=getattr(project, "generator_model", None) or None,
-            temperature=float(settings.get("temperature", 0.7)),
-            max_tokens=int(settings.get("max_tokens", 256)),
-            seed=settings.get("seed"),
-            api_base=settings.get("api_base"),
+            model=call.model,
+            temperature=call.params.temperature,
+            max_tokens=call.params.max_tokens,
+            seed=call.params.seed,
+            api_base=public_url(call.api_base),
+            api_base_auth_env=settings.get(AUTH_ENV_SETTING),
         )
 
     def params(self) -> GenerationParams:
         return GenerationParams(
             temperature=self.temperature, max_tokens=self.max_tokens, seed=self.seed
+        )
+
+    def resolved(self) -> ResolvedCall:
+        """Where these settings send a call (the credential comes from the environment)."""
+        return ResolvedCall(
+            model=self.model or default_model(),
+            api_base=connect_url(self.api_base, self.api_base_auth_env),
+            params=self.params(),
         )
 
 
@@ -92,11 +112,9 @@ def generate(
     """Stream the project's generator on one input (cached by full request by default)."""
     return client.stream(
         build_messages(template, input_text, preference=preference),
-        model=settings.model,
-        params=settings.params(),
         context=CallContext(purpose=purpose, project_id=project_id),
         use_cache=use_cache,
-        api_base=settings.api_base,
+        **settings.resolved().kwargs(),
     )
 
 
@@ -115,9 +133,7 @@ def generate_many(
     than one); other backends run one call per job."""
     return client.stream_many(
         [build_messages(t, i, preference=preference) for t, i in jobs],
-        model=settings.model,
-        params=settings.params(),
         context=CallContext(purpose=purpose, project_id=project_id),
         use_cache=use_cache,
-        api_base=settings.api_base,
+        **settings.resolved().kwargs(),
     )

@@ -137,7 +137,7 @@ class Database:
         with self._write_lock:
             db = self.db
             try:
-                with db.atomic():
+                with self._atomic(db):
                     yield db
             except sqlite3.OperationalError as exc:
                 if "readonly" in str(exc):
@@ -146,6 +146,33 @@ class Database:
                         "was written; fix its permissions and try again."
                     ) from exc
                 raise
+
+    @staticmethod
+    @contextlib.contextmanager
+    def _atomic(db: sqlite_utils.Database) -> Iterator[None]:
+        """``db.atomic()``, except that the outermost block takes the write lock at BEGIN.
+
+        A deferred BEGIN reads first and asks for the write lock later; when another process
+        (or another Store on the same file) committed in between, SQLite cannot upgrade the stale
+        read snapshot and fails at once with "database is locked" instead of waiting out the busy
+        timeout. BEGIN IMMEDIATE waits its turn."""
+        if db.conn.in_transaction:
+            with db.atomic():  # a savepoint inside the caller's transaction
+                yield
+            return
+        db.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            if db.conn.in_transaction:
+                db.conn.execute("ROLLBACK")
+            raise
+        try:
+            db.conn.execute("COMMIT")
+        except BaseException:
+            if db.conn.in_transaction:
+                db.conn.execute("ROLLBACK")
+            raise
 
     def close(self) -> None:
         handle: sqlite_utils.Database | None = getattr(self._local, "db", None)

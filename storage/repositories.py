@@ -13,6 +13,7 @@ import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import numpy as np
 
@@ -59,6 +60,23 @@ class _Repo:
         return rows[0]
 
 
+def _check_settings(settings: dict[str, Any]) -> None:
+    """Refuse a server address that carries a credential (``user:password@`` or a query string
+    such as ``?api_key=``): it would be stored in the database and shown in the Project tab.
+    The message never repeats the address, so the credential is not echoed either."""
+    url = settings.get("api_base")
+    if not url:
+        return
+    parts = urlsplit(str(url).strip())
+    if "@" in parts.netloc or parts.query:
+        raise ValidationError(
+            "The API base URL contains a user name, password or query string; credentials are "
+            "never stored. Give the address alone (for example http://host:8000/v1) and put "
+            "user:password in the environment variable PROMPTOPT_API_BASE_AUTH of the server "
+            "(or in the variable the project's api_base_auth_env setting names)."
+        )
+
+
 class ProjectRepo(_Repo):
     def create(
         self,
@@ -75,6 +93,7 @@ class ProjectRepo(_Repo):
             raise ValidationError("A project needs a name.")
         if self.find(name) is not None:
             raise ValidationError(f"A project named {name!r} already exists; pick another name.")
+        _check_settings(settings or {})
         now = utcnow()
         with self.database.transaction() as db:
             row_id = (
@@ -127,6 +146,7 @@ class ProjectRepo(_Repo):
             if other is not None and other.id != project_id:
                 raise ValidationError(f"A project named {fields['name']!r} already exists.")
         if "settings" in fields:
+            _check_settings(fields["settings"] or {})
             fields["settings"] = _json(fields["settings"])
         self.get(project_id)
         with self.database.transaction() as db:
@@ -520,29 +540,28 @@ class PreferenceRepo(_Repo):
 
 class EmbeddingRepo(_Repo):
     def put(self, model: str, text: str, vector: np.ndarray) -> int:
-        """Store a vector for (model, text) once; return its row id."""
+        """Store a vector for (model, text) once; return its row id.
+
+        Insert-or-ignore and read back in one transaction: two writers of the same text (the
+        background input embedding and a round's prepare, or two processes) both get the one
+        row instead of one of them failing on the unique index."""
         key = text_hash(text)
-        existing = self._rows(
-            "SELECT id FROM embedding WHERE model = ? AND text_hash = ?", [model, key]
-        )
-        if existing:
-            return int(existing[0]["id"])
         vec = np.ascontiguousarray(vector, dtype=np.float32).reshape(-1)
         with self.database.transaction() as db:
-            return int(
-                db.table("embedding")
-                .insert(
-                    {
-                        "model": model,
-                        "dim": int(vec.shape[0]),
-                        "text_hash": key,
-                        "vector": vec.tobytes(),
-                        "created_at": utcnow(),
-                    }
-                )
-                .last_pk
-                or 0
+            db.table("embedding").insert(
+                {
+                    "model": model,
+                    "dim": int(vec.shape[0]),
+                    "text_hash": key,
+                    "vector": vec.tobytes(),
+                    "created_at": utcnow(),
+                },
+                ignore=True,
             )
+            row = db.execute(
+                "SELECT id FROM embedding WHERE model = ? AND text_hash = ?", [model, key]
+            ).fetchone()
+        return int(row[0])
 
     def lookup(self, model: str, text: str) -> np.ndarray | None:
         rows = self._rows(

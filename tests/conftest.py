@@ -10,6 +10,7 @@ import pytest
 
 # litellm must never phone home from tests; the llm CLI must not load plugins that need llama.cpp.
 os.environ.setdefault("LITELLM_TELEMETRY", "False")
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ.setdefault("LLM_LOAD_PLUGINS", "")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")

@@ -376,9 +376,15 @@ def test_no_export_contains_a_key_or_password(
 
 
 def test_bundle_keeps_the_server_address_without_credentials(store: Store, sample: Sample) -> None:
-    store.projects.update(
-        sample.project_id, settings={"api_base": "https://bob:pw@llm.example:8443/v1?api_key=x"}
-    )
+    # The repositories refuse such an address now; a database written before that may hold one.
+    with store.transaction() as db:
+        db.execute(
+            "UPDATE project SET settings = ? WHERE id = ?",
+            [
+                json.dumps({"api_base": "https://bob:pw@llm.example:8443/v1?api_key=x"}),
+                sample.project_id,
+            ],
+        )
     bundle = parse_bundle(json.loads(export(store, sample, "bundle")))
     assert bundle.generation.api_base == "https://llm.example:8443/v1"
 

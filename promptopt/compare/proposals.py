@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from promptopt.generation import PLACEHOLDER
-from promptopt.llm import CallContext, GenerationParams, LLMClient, LLMError, default_model
+from promptopt.llm import CallContext, GenerationParams, LLMClient, LLMError
+from promptopt.llm.resolve import ResolvedCall, resolve_call
 from promptopt.storage import Store
 from promptopt.storage.models import Project, Prompt
 
@@ -50,10 +51,6 @@ class CandidatePool(Protocol):
     def add_candidate(
         self, project_id: int, text: str, origin: str = "user", parent_id: int | None = None
     ) -> Prompt: ...
-
-
-def optimizer_model(project: Project) -> str:
-    return project.optimizer_model or project.generator_model or default_model()
 
 
 @dataclass
@@ -170,7 +167,7 @@ class Proposer:
 
     Dependencies are explicit: the store (to read examples, verdicts, preferences), the client
     (every call logged), the pool it ranks and adds through, a seed, and how to pick the model
-    for a project (``resolve``; the optimizer model by default)."""
+    for a project (``resolve``: ``resolve_call``, the one resolver every LLM call goes through)."""
 
     def __init__(
         self,
@@ -179,7 +176,7 @@ class Proposer:
         pool: CandidatePool,
         *,
         seed: int = 0,
-        resolve: Callable[[Project], str] = optimizer_model,
+        resolve: Callable[[Project, str], ResolvedCall] = resolve_call,
     ) -> None:
         self.store = store
         self.client = client
@@ -257,8 +254,8 @@ class Proposer:
         self.pool.ensure_pool(project_id)
         rng = random.Random(f"{self.seed}:{project_id}:{annotator}:propose:{n}")
         plans = self.plan(project_id, annotator, n, rng)
-        model = self.resolve(project)
-        drafts = self._draft(project, model, plans, rng, progress)
+        call = self.resolve(project, "compare.propose")
+        drafts = self._draft(project, call, plans, rng, progress)
         if progress is not None:
             progress(len(plans) / (len(plans) + 1), "Adding candidates to the pool")
         added: list[Prompt] = []
@@ -280,7 +277,7 @@ class Proposer:
     def _draft(
         self,
         project: Project,
-        model: str,
+        call: ResolvedCall,
         plans: list[Plan],
         rng: random.Random,
         progress: Callable[[float, str], None] | None,
@@ -303,9 +300,8 @@ class Proposer:
             try:
                 completion = self.client.complete(
                     plan.messages,
-                    model=model,
-                    params=params,
                     context=CallContext(purpose="compare.propose", project_id=project.id),
+                    **call.with_params(params).kwargs(),
                 )
             except LLMError as exc:
                 raise LLMError(
@@ -317,7 +313,7 @@ class Proposer:
                 drafts.append((plan, text))
         if not drafts:
             raise LLMError(
-                f"{model} did not return any usable prompt (each needs an instruction and "
+                f"{call.model} did not return any usable prompt (each needs an instruction and "
                 f"{PLACEHOLDER}). The pool was left unchanged; try again or use a stronger model."
             )
         return drafts

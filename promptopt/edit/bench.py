@@ -35,7 +35,8 @@ from promptopt.edit.simulate import (
 )
 from promptopt.embeddings import Embedder, create_embedder
 from promptopt.generation import build_messages
-from promptopt.llm import CallContext, FakeLLM, GenerationParams, LLMClient, create_client
+from promptopt.llm import CallContext, FakeLLM, LLMClient, create_client
+from promptopt.llm.resolve import resolve_call
 from promptopt.paths import ASSETS
 from promptopt.storage import Store, open_store
 
@@ -171,7 +172,7 @@ def run_method(
         generator_model=cfg.agent,
         settings=settings,
     )
-    params = GenerationParams(temperature=cfg.temperature, max_tokens=cfg.max_tokens, seed=cfg.seed)
+    call = resolve_call(project, "generate")
     service: EditService | None = None
     if method.startswith("cipher-"):
         try:
@@ -217,11 +218,9 @@ def run_method(
             messages, phrase = build_messages(cfg.template, text), ""
         completion = client.stream(
             messages,
-            model=cfg.agent,
-            params=params,
             context=CallContext(purpose="generate", project_id=project.id),
             use_cache=True,
-            api_base=cfg.api_base,
+            **call.kwargs(),
         ).completion()
         tokens += completion.total_tokens
         output = completion.text.strip()

@@ -112,8 +112,34 @@ class ContextMemory:
         comparison_id: int | None = None,
     ) -> int:
         """Store one item and add it to the live index; returns the memory row id."""
-        index = self.index(project_id, annotator)
-        item = self.store.memory.add(
+        self.index(project_id, annotator)
+        memory_id = self.record(
+            project_id,
+            annotator,
+            embedding_id=embedding_id,
+            input_id=input_id,
+            preference_id=preference_id,
+            edit_id=edit_id,
+            comparison_id=comparison_id,
+        )
+        self.publish(project_id, annotator, memory_id, vector)
+        return memory_id
+
+    def record(
+        self,
+        project_id: int,
+        annotator: str,
+        *,
+        embedding_id: int,
+        input_id: int | None,
+        preference_id: int | None,
+        edit_id: int | None,
+        comparison_id: int | None = None,
+    ) -> int:
+        """Store the item's row only. Call it inside the transaction that stores the edit, so
+        that an edit never exists without the memory item that makes it retrievable; then
+        ``publish`` after the commit (build ``index`` before the transaction)."""
+        return self.store.memory.add(
             project_id=project_id,
             annotator=annotator,
             embedding_id=embedding_id,
@@ -121,9 +147,12 @@ class ContextMemory:
             preference_id=preference_id,
             edit_id=edit_id,
             comparison_id=comparison_id,
-        )
-        index.add([item.id], vector[None, :])
-        return item.id
+        ).id
+
+    def publish(self, project_id: int, annotator: str, memory_id: int, vector: np.ndarray) -> None:
+        """Add a committed item to the live index (derived data: were this lost in a crash, the
+        index file is stale and is rebuilt from SQLite)."""
+        self.index(project_id, annotator).add([memory_id], vector[None, :])
 
     def nearest(
         self,

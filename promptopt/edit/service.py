@@ -28,9 +28,9 @@ from promptopt.edit.prompts import (
     join_phrases,
 )
 from promptopt.embeddings import Embedder
-from promptopt.generation import GenerationSettings, build_messages
+from promptopt.generation import build_messages
 from promptopt.llm import CallContext, GenerationParams, LLMClient, LLMError, StreamingResponse
-from promptopt.llm import default_model as _default_model
+from promptopt.llm.resolve import resolve_call
 from promptopt.storage import Store, ValidationError
 from promptopt.storage.models import Edit, Input, Preference, Project
 
@@ -159,14 +159,12 @@ class EditService:
         )
 
     def generate(self, draft: Draft) -> StreamingResponse:
-        settings = GenerationSettings.from_project(self.store.projects.get(draft.project_id))
+        call = resolve_call(self.store.projects.get(draft.project_id), "generate")
         return self.client.stream(
             draft.messages,
-            model=settings.model,
-            params=settings.params(),
             context=CallContext(purpose="generate", project_id=draft.project_id),
             use_cache=True,
-            api_base=settings.api_base,
+            **call.kwargs(),
         )
 
     def submit(self, draft: Draft, output: str, edited: str, annotator: str) -> EditResult:
@@ -189,6 +187,8 @@ class EditService:
         vector, embedding_id = draft.vector, draft.embedding_id
         if vector is None or embedding_id is None:
             embedding_id, vector = self.memory.embed(draft.input.text)
+        vector = np.asarray(vector, dtype=np.float32)
+        self.memory.index(draft.project_id, annotator)  # built before the new row exists
         with self.store.transaction():
             edit = self.store.edits.add(
                 project_id=draft.project_id,
@@ -223,16 +223,18 @@ class EditService:
                 preference_id = self._remember(
                     draft.project_id, annotator, draft.learned, "accepted"
                 ).id
-            self.memory.add(
+            # In the same commit as the edit: a crash can never leave an edit that retrieval
+            # will not find. The live index learns of it only once the row is committed.
+            memory_id = self.memory.record(
                 draft.project_id,
                 annotator,
                 embedding_id=embedding_id,
-                vector=np.asarray(vector, dtype=np.float32),
                 input_id=draft.input.id,
                 preference_id=preference_id,
                 edit_id=edit.id,
                 comparison_id=comparison_id,
             )
+        self.memory.publish(draft.project_id, annotator, memory_id, vector)
         return EditResult(edit, wd, cd, None, "pending" if changed else "accepted")
 
     def accept(self, draft: Draft, output: str, annotator: str) -> EditResult:
@@ -349,24 +351,15 @@ class EditService:
             return prompt.text, prompt.id
         return project.template, None
 
-    def _meta_model(self, project: Project) -> str:
-        return (
-            self.meta_model
-            or project.optimizer_model
-            or project.generator_model
-            or _default_model()
-        )
-
     def _meta_call(self, project: Project, messages: list[dict[str, str]], purpose: str) -> str:
+        call = resolve_call(project, purpose, params=META_PARAMS, model=self.meta_model)
         completion = self.client.complete(
             messages,
-            model=self._meta_model(project),
-            params=META_PARAMS,
             context=CallContext(purpose=purpose, project_id=project.id),
             # Inference is retried on demand, so an earlier (possibly empty) answer must not be
             # served from the cache; condensing the same phrases twice may reuse the answer.
             use_cache=purpose == "condense",
-            api_base=(project.settings or {}).get("api_base"),
+            **call.kwargs(),
         )
         with self._tokens_lock:
             self.meta_tokens[purpose] += completion.total_tokens

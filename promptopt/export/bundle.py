@@ -23,7 +23,6 @@ import base64
 import json
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -31,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from promptopt import __version__
 from promptopt.export.data import ExportData
 from promptopt.generation import PLACEHOLDER
+from promptopt.llm.secrets import public_url
 
 FORMAT_NAME = "promptopt-bundle"
 SCHEMA_VERSION = 1
@@ -143,18 +143,6 @@ class Bundle(_Model):
         if not self.contexts:
             return ids, np.zeros((0, self.retrieval.dim or 0), dtype=np.float32)
         return ids, np.stack([c.array() for c in self.contexts])
-
-
-def public_url(url: str | None) -> str | None:
-    """A server address without credentials: user:password@ and the query string (where some
-    gateways take ``?api_key=``) are dropped."""
-    if not url:
-        return None
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
 def encode_vector(vector: np.ndarray) -> str:

@@ -15,6 +15,8 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from promptopt.llm.secrets import public_url
+
 
 class LLMError(RuntimeError):
     """An LLM call failed; the message says what to do."""
@@ -65,7 +67,8 @@ class LLMRequest:
             "model": self.model,
             "messages": self.messages,
             "params": self.params.model_dump(),
-            "api_base": self.api_base,
+            # The server, not its credential: a key hash must not change with a password.
+            "api_base": public_url(self.api_base),
         }
         raw = json.dumps(payload, sort_keys=True, ensure_ascii=False)
         return hashlib.sha256(raw.encode("utf-8")).hexdigest()

@@ -34,6 +34,7 @@ from promptopt.llm.base import (
     normalise_messages,
 )
 from promptopt.llm.batch import BatchRun
+from promptopt.llm.secrets import public_url, redact, secrets_of
 
 if TYPE_CHECKING:
     from promptopt.storage import Store
@@ -224,7 +225,11 @@ class LLMClient:
                         state["parts"].append(chunk.text)
                         yield chunk.text
             except LLMError as exc:
-                self._log(request, ctx, key, None, state, error=str(exc))
+                # A server may echo the address it was called on, credential included.
+                message = redact(str(exc), secrets_of(request.api_base))
+                self._log(request, ctx, key, None, state, error=message)
+                if message != str(exc):
+                    raise type(exc)(message) from None
                 raise
 
         def finish() -> Completion:
@@ -265,12 +270,16 @@ class LLMClient:
                 attempt += 1
                 if started or attempt > self.max_retries:
                     raise LLMError(
-                        f"{request.model} failed after {attempt} attempt(s): {exc}. "
+                        f"{request.model} failed after {attempt} attempt(s): "
+                        f"{redact(str(exc), secrets_of(request.api_base))}. "
                         "Try again in a moment, or pick another model."
                     ) from exc
                 delay = self.backoff_s * (2 ** (attempt - 1)) * (0.5 + random.random() / 2)
                 log.warning(
-                    "transient error from %s (%s); retry in %.1fs", request.model, exc, delay
+                    "transient error from %s (%s); retry in %.1fs",
+                    request.model,
+                    redact(str(exc), secrets_of(request.api_base)),
+                    delay,
                 )
                 if time.monotonic() + delay > deadline:
                     raise LLMTimeoutError(
@@ -334,7 +343,7 @@ class LLMClient:
             return None
         params = request.params.model_dump(exclude_none=True)
         if request.api_base:
-            params["api_base"] = request.api_base
+            params["api_base"] = public_url(request.api_base)
         return self.store.calls.log(
             model=request.model,
             messages=request.messages,
