@@ -74,7 +74,8 @@ def test_every_purpose_reaches_the_configured_server(
     for n in range(3):
         draft = edit.prepare(project.id, "ann", first.id)
         output = edit.generate(draft).completion().text
-        edit.submit(draft, output, f"A shorter version number {n}.", "ann")
+        stored = edit.submit(draft, output, f"A shorter version number {n}.", "ann")
+        edit.learn(stored.edit.id)
 
     purposes = {row["purpose"] for row in store.database.db.query("SELECT purpose FROM llm_call")}
     assert {"generate", "compare.propose", "infer-preference", "condense"} <= purposes
