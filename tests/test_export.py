@@ -272,15 +272,21 @@ def test_promptfoo_preferences_go_in_a_system_message(store: Store, sample: Samp
     assert "{{input}}" in user["content"]
 
 
+def _store_settings_raw(store: Store, project_id: int, api_base: str) -> None:
+    with store.transaction() as db:
+        db.execute(
+            "UPDATE project SET settings = ? WHERE id = ?",
+            [json.dumps({"api_base": api_base}), project_id],
+        )
+
+
 def test_promptfoo_keeps_the_server_address_without_credentials(
     store: Store, sample: Sample
 ) -> None:
     """Issue 13, failure 3: an openai/<m> + api_base project lost its apiBaseUrl."""
-    store.projects.update(
-        sample.project_id,
-        generator_model="openai/qwen2.5-7b",
-        settings={"api_base": "http://bob:pw@gpu-box:8000/v1?api_key=zzz"},
-    )
+    store.projects.update(sample.project_id, generator_model="openai/qwen2.5-7b")
+    # The repositories refuse such an address now; a database written before that may hold one.
+    _store_settings_raw(store, sample.project_id, "http://bob:pw@gpu-box:8000/v1?api_key=zzz")
     provider = yaml.safe_load(export(store, sample, "promptfoo"))["providers"][0]
     assert provider["id"] == "openai:chat:qwen2.5-7b"
     assert provider["config"]["apiBaseUrl"] == "http://gpu-box:8000/v1"
@@ -377,14 +383,7 @@ def test_no_export_contains_a_key_or_password(
 
 def test_bundle_keeps_the_server_address_without_credentials(store: Store, sample: Sample) -> None:
     # The repositories refuse such an address now; a database written before that may hold one.
-    with store.transaction() as db:
-        db.execute(
-            "UPDATE project SET settings = ? WHERE id = ?",
-            [
-                json.dumps({"api_base": "https://bob:pw@llm.example:8443/v1?api_key=x"}),
-                sample.project_id,
-            ],
-        )
+    _store_settings_raw(store, sample.project_id, "https://bob:pw@llm.example:8443/v1?api_key=x")
     bundle = parse_bundle(json.loads(export(store, sample, "bundle")))
     assert bundle.generation.api_base == "https://llm.example:8443/v1"
 
