@@ -444,3 +444,22 @@ def test_with_an_annotator_the_compare_engine_ranks_the_prompts(
     assert bundle.prompt.chosen_by == "compare", bundle.provenance.notes
     assert bundle.prompt.template == sample.winner.text  # 3 wins out of 3
     assert all(row.utility is not None for row in bundle.leaderboard)
+
+
+def test_votes_csv_neutralises_formula_cells(store: Store, sample: Sample) -> None:
+    """Issue 9, failure 5: cells starting with = + - @ (or tab/CR) are formulas in spreadsheets."""
+    payloads = ['=HYPERLINK("http://x")', "+1+1", "-2+3", "@SUM(A1)", "\tx", "\r=1"]
+    for text in payloads:
+        store.comparisons.add(
+            project_id=sample.project_id, verdict="a", annotator=ANNOTATOR, comment=text,
+            output_a=text, output_b="plain",
+        )  # fmt: skip
+    rows = list(csv.DictReader(io.StringIO(export(store, sample, "votes-csv", annotator=None))))
+    comments = [r["comment"] for r in rows if r["comment"]]
+    assert sorted(comments) == sorted("'" + t for t in payloads)
+    for row in rows:
+        for value in row.values():
+            assert not value.startswith(("=", "+", "-", "@", "\t", "\r")), row
+    # JSONL is data, not a spreadsheet: it keeps the text exactly.
+    jsonl = [json.loads(x) for x in export(store, sample, "votes-jsonl", None).splitlines()]
+    assert sorted(r["comment"] for r in jsonl if r["comment"]) == sorted(payloads)

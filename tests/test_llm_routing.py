@@ -14,6 +14,7 @@ import pytest
 
 from promptopt.compare import CompareService
 from promptopt.edit import EditService
+from promptopt.export import FORMATS, export_project
 from promptopt.generation import GenerationSettings, generate
 from promptopt.llm import LLMError, create_client
 from promptopt.projects import create_project
@@ -46,8 +47,13 @@ def servers(monkeypatch: pytest.MonkeyPatch) -> Any:
 
 
 def test_every_purpose_reaches_the_configured_server(
-    store: Any, fake_embedder: Any, servers: Any, monkeypatch: pytest.MonkeyPatch
+    store: Any,
+    fake_embedder: Any,
+    servers: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level("DEBUG")
     target, trap = servers
     monkeypatch.setenv("PROMPTOPT_API_BASE_AUTH", f"alice:{SECRET}")
     client = create_client(store, backoff_s=0.0, max_retries=0)
@@ -88,6 +94,10 @@ def test_every_purpose_reaches_the_configured_server(
     assert {r.headers.get("Authorization") for r in target.requests} == {basic}
     assert trap.requests == []
     _assert_nowhere(store.path, SECRET)
+    for fmt in FORMATS:
+        _, exported = export_project(store, project.id, fmt, "ann", compare=None)
+        assert SECRET not in exported, fmt
+    assert SECRET not in caplog.text
 
 
 def test_a_server_error_echoing_the_credential_is_redacted(

@@ -178,7 +178,7 @@ def write_export(text: str, out: str | Path, filename: str | None = None) -> Pat
         raise ExportError(f"Cannot write to {path}: permission denied. Pick a writable path.")
     tmp = path.with_name(f".{path.name}.tmp")
     try:
-        tmp.write_text(text, encoding="utf-8")
+        tmp.write_text(text, encoding="utf-8", newline="")  # line ends as the format wrote them
         tmp.replace(path)  # whole file or nothing: never a half-written export
     except OSError as exc:
         tmp.unlink(missing_ok=True)

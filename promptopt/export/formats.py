@@ -400,12 +400,27 @@ def _integer_ids(column: str, value: Any) -> Any:
     return value
 
 
+# A cell that starts with one of these is read as a formula by Excel, LibreOffice and Google
+# Sheets (tab and carriage return as well: some import paths strip them and then see the rest).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value: Any) -> Any:
+    """A text cell that a spreadsheet would run as a formula gets a leading ``'`` (the OWASP
+    convention: the spreadsheet shows the text, and the quote marks it as neutralised)."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def to_votes_csv(data: ExportData, store: Store) -> str:
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(VOTE_COLUMNS), lineterminator="\n")
+    # CRLF as RFC 4180 says: the writer quotes a cell only when it holds a character of the
+    # line terminator, so with "\n" alone a cell holding a bare "\r" broke every reader.
+    writer = csv.DictWriter(buffer, fieldnames=list(VOTE_COLUMNS), lineterminator="\r\n")
     writer.writeheader()
     for row in vote_rows(data, store):
-        writer.writerow({k: "" if v is None else v for k, v in row.items()})
+        writer.writerow({k: "" if v is None else spreadsheet_safe(v) for k, v in row.items()})
     return buffer.getvalue()
 
 
