@@ -6,11 +6,17 @@ Templates hold one ``{input}`` placeholder. Only that placeholder is substituted
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from promptopt.llm import CallContext, GenerationParams, LLMClient, StreamingResponse
+from promptopt.llm import (
+    CallContext,
+    EmptyOutputError,
+    GenerationParams,
+    LLMClient,
+    StreamingResponse,
+)
 from promptopt.llm.client import default_model
 from promptopt.llm.resolve import (
     AUTH_ENV_SETTING,
@@ -110,12 +116,14 @@ def generate(
     use_cache: bool = True,
 ) -> StreamingResponse:
     """Stream the project's generator on one input (cached by full request by default)."""
-    return client.stream(
+    call = settings.resolved()
+    response = client.stream(
         build_messages(template, input_text, preference=preference),
         context=CallContext(purpose=purpose, project_id=project_id),
         use_cache=use_cache,
-        **settings.resolved().kwargs(),
+        **call.kwargs(),
     )
+    return require_text(response, call.model)
 
 
 def generate_many(
@@ -131,9 +139,32 @@ def generate_many(
     """``generate`` for several (template, input) jobs at once: one response per job, each
     read on its own. The local model decodes them as one batch (two outputs cost little more
     than one); other backends run one call per job."""
-    return client.stream_many(
+    call = settings.resolved()
+    responses = client.stream_many(
         [build_messages(t, i, preference=preference) for t, i in jobs],
         context=CallContext(purpose=purpose, project_id=project_id),
         use_cache=use_cache,
-        **settings.resolved().kwargs(),
+        **call.kwargs(),
     )
+    return [require_text(r, call.model) for r in responses]
+
+
+def require_text(response: StreamingResponse, model: str) -> StreamingResponse:
+    """The same stream, raising EmptyOutputError at its end when the model wrote nothing but
+    whitespace: an empty output is not something a person can judge or edit, so the screen
+    shows the error with its Retry instead of a pair. The empty call stays in the call log
+    (and is never served from the cache, so Retry asks the model again)."""
+
+    def chunks() -> Iterator[str]:
+        wrote = False
+        for delta in response:
+            wrote = wrote or bool(delta.strip())
+            yield delta
+        if not wrote:
+            response.completion()
+            raise EmptyOutputError(
+                f"{model} returned an empty answer. Press Retry to ask again; if it keeps "
+                "happening, raise max_tokens, reword the prompt, or pick another model."
+            )
+
+    return StreamingResponse(chunks(), response.completion)

@@ -319,3 +319,23 @@ def test_no_api_key_value_reaches_the_call_log(
             assert all(SECRET not in str(value) for value in row)
     finally:
         conn.close()
+
+
+def test_empty_model_output_is_an_error_and_retry_asks_again(store: Any, client: Any) -> None:
+    """Issue 9, failure 6: an empty reply was shown as a finished pair and could be voted on."""
+    from promptopt.generation import GenerationSettings, generate, generate_many
+    from promptopt.llm import EmptyOutputError
+
+    settings = GenerationSettings(model="fake", seed=1)
+    client.backends["fake"].enqueue(["  \n ", "\t"])
+    with pytest.raises(EmptyOutputError, match="Retry"):
+        generate(client, "{input}", "x", settings).text()
+    first, second = generate_many(client, [("{input}", "x"), ("{input}", "y")], settings)
+    with pytest.raises(EmptyOutputError):
+        first.completion()
+    assert second.text() == "OK"  # one empty output does not fail its sibling
+    # Both empty calls are logged, and neither is served from the cache on Retry.
+    client.backends["fake"].enqueue(["a real answer"])
+    assert generate(client, "{input}", "x", settings).completion().text == "a real answer"
+    outputs = [c.output for c in store.calls.list()]
+    assert outputs.count("  \n ") == 1 and outputs.count("a real answer") == 1

@@ -28,7 +28,7 @@ from promptopt.edit.prompts import (
     join_phrases,
 )
 from promptopt.embeddings import Embedder
-from promptopt.generation import build_messages
+from promptopt.generation import build_messages, require_text
 from promptopt.llm import CallContext, GenerationParams, LLMClient, LLMError, StreamingResponse
 from promptopt.llm.resolve import resolve_call
 from promptopt.storage import Store, ValidationError
@@ -160,12 +160,13 @@ class EditService:
 
     def generate(self, draft: Draft) -> StreamingResponse:
         call = resolve_call(self.store.projects.get(draft.project_id), "generate")
-        return self.client.stream(
+        response = self.client.stream(
             draft.messages,
             context=CallContext(purpose="generate", project_id=draft.project_id),
             use_cache=True,
             **call.kwargs(),
         )
+        return require_text(response, call.model)
 
     def submit(self, draft: Draft, output: str, edited: str, annotator: str) -> EditResult:
         """Store the edit, its comparison (edited beats original) and its memory item in one

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from promptopt.llm.base import (
     Completion,
+    EmptyOutputError,
     GenerationParams,
     LLMError,
     LLMTimeoutError,
@@ -49,6 +50,7 @@ __all__ = [
     "LOCAL_DEFAULT",
     "CallContext",
     "Completion",
+    "EmptyOutputError",
     "FakeLLM",
     "GenerationParams",
     "LLMClient",

@@ -30,6 +30,10 @@ class LLMTimeoutError(LLMError):
     """The call took longer than the client's time limit."""
 
 
+class EmptyOutputError(LLMError):
+    """The model finished without writing anything (or only whitespace)."""
+
+
 class MissingKeyError(LLMError):
     """The provider needs an API key that is not set in the environment."""
 

@@ -241,7 +241,7 @@ class LLMClient:
                 latency_ms=(time.perf_counter() - state["start"]) * 1000,
             )
             completion.call_id = self._log(request, ctx, key, text, state)
-            if use_cache:
+            if use_cache and text.strip():  # an empty answer is a failure to retry, not to reuse
                 with self._lock:
                     self._memory_cache[key] = completion
             return completion
@@ -295,7 +295,7 @@ class LLMClient:
             return hit
         if self.store is not None:
             row = self.store.calls.cached_output(key)
-            if row is not None and row.output is not None:
+            if row is not None and row.output is not None and row.output.strip():
                 return Completion(
                     text=row.output,
                     model=row.model,
