@@ -11,6 +11,7 @@ from typing import Any
 
 from promptopt.chromium import DEBIAN_CHROMIUM, find_chromium
 from promptopt.ui.app import build_app, launch_kwargs
+from promptopt.ui.login import auth_launch_kwargs
 
 # The chromium the browser tests and the UI benchmark launch (found as CI finds it). The networking
 # flags keep it from reaching for Google's services on a machine with no network.
@@ -72,8 +73,8 @@ def running_app(
         server_port=port,
         prevent_thread_lock=True,
         quiet=True,
-        auth=auth,
         **launch_kwargs(),
+        **auth_launch_kwargs(auth),
     )
     try:
         context = demo.promptopt_context  # type: ignore[attr-defined]

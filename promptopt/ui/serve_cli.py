@@ -92,6 +92,7 @@ def host_warning(host: str, auth: list[tuple[str, str]]) -> str | None:
 
 def run(args: argparse.Namespace) -> int:
     from promptopt.ui.app import build_app, launch_kwargs
+    from promptopt.ui.login import auth_launch_kwargs
 
     auth = parse_auth(getattr(args, "auth", None), os.environ.get(AUTH_ENV))
     warning = host_warning(args.host, auth)
@@ -109,10 +110,10 @@ def run(args: argparse.Namespace) -> int:
     demo.launch(
         server_name=args.host,
         server_port=args.port,
-        auth=auth or None,
         share=False,
         show_error=True,
         **launch_kwargs(),
+        **auth_launch_kwargs(auth),  # failed logins slowed per user and per address
     )
     return 0
 
