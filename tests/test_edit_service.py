@@ -129,7 +129,7 @@ def test_accept_stores_used_phrase_and_pins_apply_everywhere(
     # An unrelated input gets nothing, until a phrase is pinned.
     recipe = store.inputs.add(project.id, RECIPE)
     assert svc.prepare(project.id, "ann", recipe.id).preference == ""
-    svc.update_preference(entry.preference.id, pinned=True)
+    svc.update_preference(entry.preference.id, project_id=project.id, annotator="ann", pinned=True)
     draft = svc.prepare(project.id, "ann", recipe.id)
     assert draft.preference == "bullet points"
     assert "bullet points" in draft.messages[0]["content"]
@@ -143,17 +143,25 @@ def test_profile_edit_delete_restore_take_effect(
     round_(svc, project, NEWS, "edited output text")
     pref = svc.profile(project.id, "ann")[0].preference
     item = store.inputs.add(project.id, NEWS2)
-    svc.update_preference(pref.id, text="  bullet points,   at most 3  ")
+    svc.update_preference(
+        pref.id, project_id=project.id, annotator="ann", text="  bullet points,   at most 3  "
+    )
     assert svc.prepare(project.id, "ann", item.id).preference == "bullet points, at most 3"
-    svc.update_preference(pref.id, deleted=True)
+    svc.update_preference(pref.id, project_id=project.id, annotator="ann", deleted=True)
     assert svc.prepare(project.id, "ann", item.id).preference == ""
     assert svc.profile(project.id, "ann") == []
     assert len(svc.profile(project.id, "ann", include_deleted=True)) == 1
-    svc.update_preference(pref.id, deleted=False)
+    svc.update_preference(pref.id, project_id=project.id, annotator="ann", deleted=False)
     assert svc.prepare(project.id, "ann", item.id).preference == "bullet points, at most 3"
     with pytest.raises(ValidationError):
-        svc.update_preference(pref.id, text="   ")
-    # Another annotator has a separate profile and memory.
+        svc.update_preference(pref.id, project_id=project.id, annotator="ann", text="   ")
+    # Another annotator has a separate profile and memory, and cannot change this one.
+    with pytest.raises(ValidationError, match="another profile"):
+        svc.update_preference(pref.id, project_id=project.id, annotator="bob", deleted=True)
+    other = store.projects.create("q", "Other:\n{input}")
+    with pytest.raises(ValidationError, match="another profile"):
+        svc.update_preference(pref.id, project_id=other.id, annotator="ann", pinned=True)
+    assert not store.preferences.get(pref.id).deleted
     assert svc.prepare(project.id, "bob", item.id).preference == ""
     assert svc.profile(project.id, "bob") == []
     assert [e.id for e in svc.sources(pref.id)] == [store.edits.list(project.id)[0].id]

@@ -39,10 +39,10 @@ def test_create_project_validates_template_and_keeps_the_form(app: RunningApp) -
     client = session(app)
     result = create(client, "no placeholder", template="Summarize this.")
     assert "{input}" in result[0]  # the status says what to add
-    assert app.context.store.projects.find("no placeholder") is None
+    assert app.store.projects.find("no placeholder") is None
     result = create(client, "ok project")
     assert "Created" in result[0]
-    assert app.context.store.projects.find("ok project") is not None
+    assert app.store.projects.find("ok project") is not None
 
 
 def test_typed_and_imported_inputs_report_bad_rows(app: RunningApp, tmp_path: Path) -> None:
@@ -58,8 +58,8 @@ def test_typed_and_imported_inputs_report_bad_rows(app: RunningApp, tmp_path: Pa
         gradio_client.handle_file(str(csv_file)), "text", api_name="/import_inputs"
     )[0]
     assert "Imported 2 inputs" in status and "1 bad rows skipped" in status
-    project = app.context.store.projects.find("inputs project")
-    texts = [i.text for i in app.context.store.inputs.list(project.id)]
+    project = app.store.projects.find("inputs project")
+    texts = [i.text for i in app.store.inputs.list(project.id)]
     assert texts == ["first input", "second input", "good row one", "good row three"]
 
 
@@ -86,12 +86,12 @@ def test_edit_round_updates_the_profile_of_that_annotator_only(app: RunningApp) 
     # Bob cannot change Alice's preference by typing its id.
     status = bob.predict(pref_id, "hijacked", False, api_name="/profile_save")[1]
     assert "another profile" in status
-    assert app.context.store.preferences.get(pref_id).text == text
+    assert app.store.preferences.get(pref_id).text == text
 
     alice.predict(pref_id, text, False, api_name="/profile_pin")
-    assert app.context.store.preferences.get(pref_id).pinned == 1
+    assert app.store.preferences.get(pref_id).pinned == 1
     alice.predict(pref_id, "use formal register", False, api_name="/profile_save")
-    assert app.context.store.preferences.get(pref_id).text == "use formal register"
+    assert app.store.preferences.get(pref_id).text == "use formal register"
     table = alice.predict(pref_id, "", False, api_name="/profile_delete")[0]
     assert table["data"] == []
     table = alice.predict(pref_id, "", True, api_name="/profile_restore")[0]
@@ -114,8 +114,8 @@ def test_accept_as_is_records_a_zero_distance_round(app: RunningApp) -> None:
     client.predict(api_name="/edit_next")
     result = client.predict(api_name="/edit_accept")
     assert result[0].startswith("Saved") and "0 words" in result[2]
-    project = app.context.store.projects.find("News summaries")
-    edits = app.context.store.edits.list(project.id, "dave")
+    project = app.store.projects.find("News summaries")
+    edits = app.store.edits.list(project.id, "dave")
     assert len(edits) == 1 and edits[0].output == edits[0].edited
 
 
@@ -135,13 +135,13 @@ def test_confirmed_delete_removes_the_project(app: RunningApp) -> None:
     client = session(app)
     create(client, "doomed")
     client.predict(api_name="/delete_project")
-    assert app.context.store.projects.find("doomed") is None
+    assert app.store.projects.find("doomed") is None
 
 
 def test_votes_map_screen_sides_to_prompts(app: RunningApp) -> None:
     client = session(app, "frank")
     client.predict(api_name="/open_sample_news_summaries")
-    project = app.context.store.projects.find("News summaries")
+    project = app.store.projects.find("News summaries")
     client.predict(
         "Give me three bullet points about this article:\n{input}", api_name="/add_candidate"
     )
@@ -151,7 +151,7 @@ def test_votes_map_screen_sides_to_prompts(app: RunningApp) -> None:
         shown = client.predict("", api_name="/vote_left")
     counter = shown[0]
     assert "3 by frank" in counter
-    votes = app.context.store.comparisons.list(project.id, "frank")
+    votes = app.store.comparisons.list(project.id, "frank")
     assert len(votes) == 3
     for vote in votes:
         # "A better" means the prompt that was on the left, whichever engine side that was.
@@ -175,8 +175,8 @@ def test_login_is_the_annotator_whatever_the_client_says(tmp_path: Path) -> None
         client.predict(api_name="/open_sample_informal_to_formal")
         client.predict(api_name="/edit_next")
         client.predict(api_name="/edit_accept")
-        project = app.context.store.projects.find("Informal to formal")
-        assert [e.annotator for e in app.context.store.edits.list(project.id)] == ["alice"]
+        project = app.store.projects.find("Informal to formal")
+        assert [e.annotator for e in app.store.edits.list(project.id)] == ["alice"]
 
 
 def test_serve_options_and_warning() -> None:
@@ -202,7 +202,7 @@ def test_word_diff_and_escaping() -> None:
 
 
 def test_engine_verdict_follows_the_screen_side() -> None:
-    from promptopt.ui.tabs.compare import engine_verdict
+    from promptopt.workspace import engine_verdict
 
     assert engine_verdict("left", "a") == "a" and engine_verdict("left", "b") == "b"
     assert engine_verdict("right", "a") == "b" and engine_verdict("right", "b") == "a"

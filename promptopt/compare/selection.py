@@ -86,7 +86,12 @@ class Strategy(Protocol):
         """Refit on all votes so far (the strategy may warm-start from its last fit)."""
         ...
 
-    def choose(self, rng: np.random.Generator) -> tuple[int, int]: ...
+    def choose(
+        self, rng: np.random.Generator, avoid: tuple[int, int] | None = None
+    ) -> tuple[int, int]:
+        """The next pair; never ``avoid`` (in either order) when the pool offers another, so a
+        pair reserved while another is on screen is chosen from the same fit, without a refit."""
+        ...
 
     def best(self) -> int | None:
         """The prompt it would report now (among shown prompts), or None before any vote."""
@@ -112,6 +117,15 @@ class Strategy(Protocol):
     def set_warm_state(self, values: dict[int, float]) -> None: ...
 
 
+def _mask_partner(scores: np.ndarray, first: int, avoid: tuple[int, int] | None) -> None:
+    """Rule out the second arm that would make ``avoid`` again, if another arm is left."""
+    if avoid is None or first not in avoid:
+        return
+    partner = avoid[1] if avoid[0] == first else avoid[0]
+    if np.isfinite(np.delete(scores, [first, partner])).any():
+        scores[partner] = -np.inf
+
+
 def _argmax_among(values: np.ndarray, allowed: Iterable[int]) -> int:
     idx = np.asarray(sorted(allowed), dtype=np.int64)
     return int(idx[int(np.argmax(values[idx]))])
@@ -132,7 +146,9 @@ class KernelStrategy:
         self.model.fit(votes.duels())
         self._shown = votes.shown()
 
-    def choose(self, rng: np.random.Generator) -> tuple[int, int]:
+    def choose(
+        self, rng: np.random.Generator, avoid: tuple[int, int] | None = None
+    ) -> tuple[int, int]:
         if self.n < 2:
             raise ValueError("A duel needs at least two prompts.")
         mean = self.model.mean()
@@ -141,6 +157,7 @@ class KernelStrategy:
         first = int(np.argmax(mean + jitter))
         ucb = mean + self.beta * self.model.diff_std(first) + jitter
         ucb[first] = -np.inf
+        _mask_partner(ucb, first, avoid)
         return first, int(np.argmax(ucb))
 
     def best(self) -> int | None:
@@ -210,11 +227,14 @@ class NeuralStrategy(_NoPosterior):
         self._pred = self.model.predict()
         self._shown = votes.shown()
 
-    def choose(self, rng: np.random.Generator) -> tuple[int, int]:
+    def choose(
+        self, rng: np.random.Generator, avoid: tuple[int, int] | None = None
+    ) -> tuple[int, int]:
         if self.n < 2:
             raise ValueError("A duel needs at least two prompts.")
         first = int(np.argmax(self._pred))
         ucb = self._pred + self.model.sigma(first)
+        _mask_partner(ucb, first, avoid)
         order = np.argsort(-ucb, kind="stable")
         second = int(order[0]) if int(order[0]) != first else int(order[1])
         self.model.add_to_u(first, second)
@@ -261,11 +281,16 @@ class RandomStrategy(_NoPosterior):
                     self._best = v.a if v.verdict == "a" else v.b
                 break
 
-    def choose(self, rng: np.random.Generator) -> tuple[int, int]:
+    def choose(
+        self, rng: np.random.Generator, avoid: tuple[int, int] | None = None
+    ) -> tuple[int, int]:
         if self.n < 2:
             raise ValueError("A duel needs at least two prompts.")
-        a, b = rng.choice(self.n, size=2, replace=False)
-        return int(a), int(b)
+        for _ in range(8 if avoid is not None and self.n > 2 else 1):
+            a, b = (int(x) for x in rng.choice(self.n, size=2, replace=False))
+            if avoid is None or {a, b} != set(avoid):
+                break
+        return a, b
 
     def best(self) -> int | None:
         return self._best

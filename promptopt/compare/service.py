@@ -74,6 +74,19 @@ class BestReport:
 
 
 @dataclass
+class VoteResult:
+    """What the screen needs after a vote, from one refit: the duel to show next (the one
+    reserved while the user read, when there was one), the duel reserved to follow it, the
+    annotator's vote count and the current best prompt."""
+
+    comparison: Comparison
+    next: Duel | None  # None when no duel can be made (fewer than two prompts, no inputs)
+    reserved: Duel | None
+    votes: int
+    best: BestReport | None
+
+
+@dataclass
 class _Session:
     prompts: list[Prompt]
     features: np.ndarray
@@ -87,6 +100,7 @@ class _Session:
     pending_duel: Duel | None = None  # a queued duel promoted by the vote: shown next, as is
     history: list[tuple[int, float]] = field(default_factory=list)
     stale: bool = False
+    unsaved: bool = False  # the fit is newer than the stored engine state
 
     def index(self) -> dict[int, int]:
         return {p.id: k for k, p in enumerate(self.prompts)}
@@ -113,6 +127,7 @@ class CompareService:
         self._guard = threading.Lock()
         self._pool_lock = threading.Lock()
         self.proposer = Proposer(store, client, self, seed=seed)
+        self.refits = 0  # model fits so far (a vote costs exactly one; tests count them)
 
     # -- pool ------------------------------------------------------------------------------------
     def ensure_pool(self, project_id: int) -> list[Prompt]:
@@ -216,8 +231,7 @@ class CompareService:
         elif old is not None:
             session.history = old.history
         if len(session.votes):
-            with single_thread_blas():
-                strategy.update(session.votes)
+            self._refit(session)
             session.history = [h for h in session.history if h[0] <= len(session.votes)]
             if not session.history or session.history[-1][0] != len(session.votes):
                 # votes recorded while the model could not learn (a failed refit, a crash)
@@ -228,7 +242,13 @@ class CompareService:
                 self._save(project_id, annotator, session)
         return session
 
+    def _refit(self, session: _Session) -> None:
+        with single_thread_blas():
+            session.strategy.update(session.votes)
+        self.refits += 1
+
     def _save(self, project_id: int, annotator: str, session: _Session) -> None:
+        session.unsaved = False
         state: dict[str, object] = {
             "strategy": self.strategy_name,
             "votes": len(session.votes),
@@ -254,54 +274,64 @@ class CompareService:
         """The duel to show now; with ``after`` (the duel on screen, not voted yet), the duel that
         will follow it, so its outputs can be generated while the user reads.
 
-        The follow-up is chosen as if the duel on screen ended in a tie (a "believer" fantasy, as
-        in batch Bayesian optimisation): the model keeps its ranking but sees that pair as
-        explored, so it reserves a different, still informative pair. The vote on ``after``
-        promotes the reserved duel, and the next call without ``after`` returns it unchanged.
+        The follow-up comes from the same fit as the duel on screen (no refit): the best pair
+        other than that one, on another input, which is what a "believer" fantasy (pretending
+        the duel on screen ended in a tie) mostly yields at a third of the cost. The vote on
+        ``after`` promotes the reserved duel, and the next call without ``after`` returns it.
         """
         with self._lock((project_id, annotator)):
             session = self._session(project_id, annotator)
-            if len(session.prompts) < 2:
-                raise ValidationError(
-                    "Comparing needs at least two prompts. Add a prompt of your own or let the "
-                    "engine propose candidates."
-                )
-            inputs = self.store.inputs.list(project_id)
-            if not inputs:
-                raise ValidationError(
-                    "This project has no inputs yet. Import or type a few inputs to compare on."
-                )
+            inputs = self._duel_inputs(project_id, session)
             if after is None:
-                if session.pending_duel is not None:
-                    return session.pending_duel
-                rng = self._rng(project_id, annotator, len(session.votes))
-                if session.pending is None:
-                    session.pending = self._choose(session, rng)
-                return self._make_duel(project_id, session, session.pending, inputs, rng, {})
+                return self._current(project_id, annotator, session, inputs)
             if session.queued is not None and session.queued[0] == after.id:
                 return session.queued[1]
-            index = session.index()
-            rng = random.Random(f"{self.seed}:{project_id}:{annotator}:after:{after.id}")
-            pair = self._choose_after(session, index, after, rng)
-            uses = {after.input.id: 1}
-            duel = self._make_duel(project_id, session, pair, inputs, rng, uses)
+            duel = self._reserve_after(project_id, annotator, session, after, inputs)
             session.queued = (after.id, duel)
             return duel
 
-    def _choose_after(
-        self, session: _Session, index: dict[int, int], after: Duel, rng: random.Random
-    ) -> tuple[int, int]:
+    def _duel_inputs(self, project_id: int, session: _Session) -> list[Input]:
+        if len(session.prompts) < 2:
+            raise ValidationError(
+                "Comparing needs at least two prompts. Add a prompt of your own or let the "
+                "engine propose candidates."
+            )
+        inputs = self.store.inputs.list(project_id)
+        if not inputs:
+            raise ValidationError(
+                "This project has no inputs yet. Import or type a few inputs to compare on."
+            )
+        return inputs
+
+    def _current(
+        self, project_id: int, annotator: str, session: _Session, inputs: list[Input]
+    ) -> Duel:
+        if session.pending_duel is not None:
+            return session.pending_duel
+        rng = self._rng(project_id, annotator, len(session.votes))
+        if session.pending is None:
+            session.pending = self._choose(session, rng)
+        session.pending_duel = self._make_duel(
+            project_id, session, session.pending, inputs, rng, {}
+        )
+        return session.pending_duel
+
+    def _reserve_after(
+        self,
+        project_id: int,
+        annotator: str,
+        session: _Session,
+        after: Duel,
+        inputs: list[Input],
+    ) -> Duel:
+        """The duel to follow ``after``, chosen from the current fit (no refit): the best pair
+        other than the one on screen, on another input."""
+        index = session.index()
+        rng = random.Random(f"{self.seed}:{project_id}:{annotator}:after:{after.id}")
         a, b = index.get(after.prompt_a.id), index.get(after.prompt_b.id)
-        if a is None or b is None:
-            return self._choose(session, rng)
-        fantasy = Votes([*session.votes.items])
-        fantasy.add(a, b, "tie")
-        with single_thread_blas():
-            session.strategy.update(fantasy)
-            try:
-                return self._choose(session, rng)
-            finally:
-                session.strategy.update(session.votes)
+        avoid = (a, b) if a is not None and b is not None else None
+        pair = self._choose(session, rng, avoid)
+        return self._make_duel(project_id, session, pair, inputs, rng, {after.input.id: 1})
 
     def _make_duel(
         self,
@@ -330,31 +360,45 @@ class CompareService:
             left="a" if rng.random() < 0.5 else "b",
         )
 
-    def _choose(self, session: _Session, rng: random.Random) -> tuple[int, int]:
+    def _choose(
+        self, session: _Session, rng: random.Random, avoid: tuple[int, int] | None = None
+    ) -> tuple[int, int]:
         np_rng = np.random.default_rng(rng.getrandbits(64))
-        return session.strategy.choose(np_rng)
+        return session.strategy.choose(np_rng, avoid)
 
     def record_vote(
         self, duel: Duel, verdict: str, annotator: str, comment: str = ""
     ) -> Comparison:
-        comparison = self.store.comparisons.add(
-            project_id=duel.project_id,
-            verdict=verdict,
-            annotator=annotator,
-            input_id=duel.input.id,
-            prompt_a_id=duel.prompt_a.id,
-            prompt_b_id=duel.prompt_b.id,
-            output_a=duel.output_a,
-            output_b=duel.output_b,
-            left=duel.left,
-            comment=comment,
-            meta={"duel_id": duel.id, "strategy": self.strategy_name},
-        )
-        # The vote is on disk; from here on a failure only costs a refit later.
+        return self.vote(duel, verdict, annotator, comment).comparison
+
+    def vote(self, duel: Duel, verdict: str, annotator: str, comment: str = "") -> VoteResult:
+        """Record a verdict and return what the screen needs next, with one refit.
+
+        One commit: the comparison, together with the engine state of the fit before it (the
+        state lags one vote; a restart refits from the stored comparisons anyway). The vote is
+        on disk before the model is touched; if the refit fails, the vote is kept and the
+        session is rebuilt from storage on the next call."""
         key = (duel.project_id, annotator)
-        with self._lock(key), single_thread_blas():
+        with self._lock(key):
+            session = self._sessions.get(key)
+            with self.store.transaction():
+                comparison = self.store.comparisons.add(
+                    project_id=duel.project_id,
+                    verdict=verdict,
+                    annotator=annotator,
+                    input_id=duel.input.id,
+                    prompt_a_id=duel.prompt_a.id,
+                    prompt_b_id=duel.prompt_b.id,
+                    output_a=duel.output_a,
+                    output_b=duel.output_b,
+                    left=duel.left,
+                    comment=comment,
+                    meta={"duel_id": duel.id, "strategy": self.strategy_name},
+                )
+                if session is not None and session.unsaved and not session.stale:
+                    self._save(duel.project_id, annotator, session)
             try:
-                self._learn(duel, comparison, annotator)
+                return self._learn(duel, comparison, annotator)
             except Exception:
                 log.exception(
                     "refit after vote %s failed; will rebuild from storage", comparison.id
@@ -362,12 +406,13 @@ class CompareService:
                 session = self._sessions.get(key)
                 if session is not None:
                     session.stale = True
-        return comparison
+                return VoteResult(comparison, None, None, 0, None)
 
-    def _learn(self, duel: Duel, comparison: Comparison, annotator: str) -> None:
-        session = self._sessions.get((duel.project_id, annotator))
+    def _learn(self, duel: Duel, comparison: Comparison, annotator: str) -> VoteResult:
+        project_id = duel.project_id
+        session = self._sessions.get((project_id, annotator))
         if session is None or session.stale:
-            session = self._session(duel.project_id, annotator)  # rebuilt: includes this vote
+            session = self._session(project_id, annotator)  # rebuilt (one refit): has this vote
         else:
             index = session.index()
             session.input_uses[duel.input.id] = session.input_uses.get(duel.input.id, 0) + 1
@@ -375,7 +420,8 @@ class CompareService:
                 session.votes.add(
                     index[duel.prompt_a.id], index[duel.prompt_b.id], comparison.verdict
                 )
-            session.strategy.update(session.votes)
+            self._refit(session)
+        session.unsaved = True
         best = session.strategy.best()
         if best is not None:
             utility = float(session.strategy.utilities()[0][best])
@@ -394,11 +440,19 @@ class CompareService:
             follow = queued[1]
             session.pending = (index[follow.prompt_a.id], index[follow.prompt_b.id])
             session.pending_duel = follow
-        elif len(session.prompts) >= 2:
-            session.pending = self._choose(
-                session, self._rng(duel.project_id, annotator, len(session.votes))
-            )
-        self._save(duel.project_id, annotator, session)
+        following: Duel | None = None
+        reserved: Duel | None = None
+        try:
+            inputs = self._duel_inputs(project_id, session)
+        except ValidationError:
+            inputs = []
+        if inputs:
+            following = self._current(project_id, annotator, session, inputs)
+            reserved = self._reserve_after(project_id, annotator, session, following, inputs)
+            session.queued = (following.id, reserved)
+        return VoteResult(
+            comparison, following, reserved, len(session.votes), self._report(session)
+        )
 
     # -- reports ---------------------------------------------------------------------------------
     def leaderboard(self, project_id: int, annotator: str) -> list[LeaderboardRow]:
@@ -435,44 +489,50 @@ class CompareService:
 
     def best(self, project_id: int, annotator: str) -> BestReport | None:
         with self._lock((project_id, annotator)):
-            session = self._session(project_id, annotator)
-            strategy = session.strategy
-            top = strategy.best()
-            if top is None:
-                return None
-            mean = strategy.utilities()[0]
-            shown = sorted(session.votes.shown() - {top}, key=lambda k: -mean[k])
-            n_votes = sum(1 for v in session.votes.items if v.verdict != "skip")
-            # with no other shown prompt there is nothing to beat yet: an even chance
-            confidence = float(strategy.win_probability(top, shown[0])) if shown else 0.5
-            challenger = strategy.challenger_probability(top)
-            suggest = (
-                n_votes >= MIN_VOTES_TO_STOP
-                and confidence >= STOP_CONFIDENCE
-                and challenger < 1.0 - STOP_CONFIDENCE
+            return self._report(self._session(project_id, annotator))
+
+    def _report(self, session: _Session) -> BestReport | None:
+        strategy = session.strategy
+        top = strategy.best()
+        if top is None:
+            return None
+        mean = strategy.utilities()[0]
+        shown = sorted(session.votes.shown() - {top}, key=lambda k: -mean[k])
+        n_votes = sum(1 for v in session.votes.items if v.verdict != "skip")
+        # with no other shown prompt there is nothing to beat yet: an even chance
+        confidence = float(strategy.win_probability(top, shown[0])) if shown else 0.5
+        challenger = strategy.challenger_probability(top)
+        suggest = (
+            n_votes >= MIN_VOTES_TO_STOP
+            and confidence >= STOP_CONFIDENCE
+            and challenger < 1.0 - STOP_CONFIDENCE
+        )
+        if suggest:
+            message = (
+                f"The leader beats the runner-up with probability {confidence:.0%} and no "
+                "other candidate is likely to overtake it: more votes will probably not change "
+                "the winner. Export it, or propose new candidates to keep improving."
             )
-            prompt = session.prompts[top]
-            if suggest:
-                message = (
-                    f"The leader beats the runner-up with probability {confidence:.0%} and no "
-                    "other candidate is likely to overtake it: more votes will probably not change "
-                    "the winner. Export it, or propose new candidates to keep improving."
-                )
-            elif n_votes < MIN_VOTES_TO_STOP:
-                message = f"{n_votes} vote(s) so far; keep comparing to be sure of the winner."
-            else:
-                message = (
-                    f"The leader beats the runner-up with probability {confidence:.0%}; "
-                    "more votes can still change the winner."
-                )
-            return BestReport(
-                prompt=prompt,
-                utility=float(mean[top]),
-                confidence=confidence,
-                votes=n_votes,
-                suggest_stop=suggest,
-                message=message,
+        elif n_votes < MIN_VOTES_TO_STOP:
+            message = f"{n_votes} vote(s) so far; keep comparing to be sure of the winner."
+        else:
+            message = (
+                f"The leader beats the runner-up with probability {confidence:.0%}; "
+                "more votes can still change the winner."
             )
+        return BestReport(
+            prompt=session.prompts[top],
+            utility=float(mean[top]),
+            confidence=confidence,
+            votes=n_votes,
+            suggest_stop=suggest,
+            message=message,
+        )
+
+    def vote_count(self, project_id: int, annotator: str) -> int:
+        """Votes (skips included) this annotator cast on the current pool."""
+        with self._lock((project_id, annotator)):
+            return len(self._session(project_id, annotator).votes)
 
     def utility_history(self, project_id: int, annotator: str) -> list[tuple[int, float]]:
         with self._lock((project_id, annotator)):

@@ -259,7 +259,11 @@ class EditService:
                     None,
                 )
                 self._infer(edit, memory_id)
-                edit = self.store.edits.get(edit_id)
+        return self.result(edit_id)
+
+    def result(self, edit_id: int) -> EditResult:
+        """A stored edit as it stands (no LLM call)."""
+        edit = self.store.edits.get(edit_id)
         wd, cd = edit.word_distance or 0, edit.char_distance or 0
         status = "pending" if edit.status == "failed" else edit.status
         return EditResult(edit, wd, cd, edit.inferred_preference, status, edit.error)
@@ -322,11 +326,19 @@ class EditService:
     def update_preference(
         self,
         pref_id: int,
+        *,
+        project_id: int,
+        annotator: str,
         text: str | None = None,
         pinned: bool | None = None,
         deleted: bool | None = None,
     ) -> Preference:
-        """Edit, pin/unpin, delete/restore one phrase; the next ``prepare`` sees the change."""
+        """Edit, pin/unpin, delete/restore one phrase of this annotator's profile in this
+        project; the next ``prepare`` sees the change. Another profile's phrase is refused,
+        whoever asks and however they got its id."""
+        current = self.store.preferences.get(pref_id)
+        if current.project_id != project_id or current.annotator != annotator:
+            raise ValidationError("That preference belongs to another profile.")
         fields: dict[str, Any] = {}
         if text is not None:
             fields["text"] = _user_phrase(text)
@@ -335,7 +347,7 @@ class EditService:
         if deleted is not None:
             fields["deleted"] = int(deleted)
         if not fields:
-            return self.store.preferences.get(pref_id)
+            return current
         return self.store.preferences.update(pref_id, **fields)
 
     def effort_curve(self, project_id: int, annotator: str) -> list[int]:

@@ -3,60 +3,38 @@ its own module; this file only wires them together and refreshes a tab when it i
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import gradio as gr
 
 from promptopt.ui import theming
-from promptopt.ui.context import AppContext, user_message
-from promptopt.ui.pairs import PairProducer
+from promptopt.ui.context import AppContext
 from promptopt.ui.state import SessionState, bind_user, clean_annotator
 from promptopt.ui.tabs import compare, edit, export, inspect, profile, project, prompts
+from promptopt.workspace import Workspace, make_parts, make_workspace
 
 TITLE = "promptopt"
 
 
 def build_app(
-    store: Any = None,
-    client: Any = None,
-    embedder: Any = None,
+    workspace: Workspace | None = None,
     annotator_default: str = "you",
     *,
     auth_enabled: bool = False,
-    seed: int = 0,
-    export_dir: Path | None = None,
 ) -> gr.Blocks:
-    """The app over the given parts; real ones (offline default model, MiniLM) when omitted."""
-    if store is None:
-        from promptopt.storage import open_store
-
-        store = open_store()
-    if client is None:
-        from promptopt.llm import create_client
-
-        client = create_client(store)
-    if embedder is None:
-        from promptopt.embeddings import create_embedder
-
-        embedder = create_embedder("default")
+    """The app over a workspace; one over the real parts (the SQLite store in PROMPTOPT_HOME,
+    the offline default model, MiniLM) when omitted."""
+    if workspace is None:
+        workspace = make_workspace(make_parts())
     ctx = AppContext(
-        store=store,
-        client=client,
-        embedder=embedder,
-        annotator_default=annotator_default,
-        seed=seed,
-        auth_enabled=auth_enabled,
+        workspace=workspace, annotator_default=annotator_default, auth_enabled=auth_enabled
     )
-    if export_dir is not None:
-        ctx.export_dir = export_dir
-    ctx.pairs = PairProducer(store, client, lambda: ctx.compare, user_message)
 
     with gr.Blocks(title=TITLE) as demo:
         state = gr.State(
             lambda: SessionState.new(annotator_default),
-            delete_callback=lambda st: ctx.pairs.drop(st.session_id),
+            delete_callback=lambda st: workspace.end_session(st.session_id),
         )
         with gr.Row(equal_height=True, elem_id="header"):
             gr.Markdown(
@@ -88,12 +66,13 @@ def build_app(
                 profile_parts = profile.build(ctx, state)
             with gr.Tab("Prompts", id="prompts", elem_id="tab-prompts") as prompts_tab:
                 prompts_parts = prompts.build(ctx, state)
-            with gr.Tab("Export", id="export", elem_id="tab-export"):
+            with gr.Tab("Export", id="export", elem_id="tab-export") as export_tab:
                 export.build(ctx, state)
             with gr.Tab("Inspect", id="inspect", elem_id="tab-inspect") as inspect_tab:
                 inspect_parts = inspect.build(ctx, state)
 
-        # Opening a tab shows the current project's data for the current annotator.
+        # Opening a tab shows the current project's data for the current annotator; leaving
+        # Compare stops generating pairs ahead for this session.
         for tab, parts in (
             (project_tab, project_parts),
             (edit_tab, edit_parts),
@@ -101,7 +80,13 @@ def build_app(
             (prompts_tab, prompts_parts),
             (inspect_tab, inspect_parts),
         ):
-            tab.select(parts["refresh"], [state], parts["refresh_outputs"], show_progress="hidden")
+            tab.select(
+                leaving_compare(workspace, parts["refresh"]),
+                [state],
+                parts["refresh_outputs"],
+                show_progress="hidden",
+            )
+        export_tab.select(lambda st: workspace.leave_compare(st.session_id), [state], None)
 
         def enter_compare(
             st: SessionState, request: gr.Request | None = None
@@ -110,8 +95,11 @@ def build_app(
             # The first visit starts a pair at once, so the user never faces an empty screen.
             if st.project_id is not None and st.duel is None:
                 yield from compare_parts["start"](st)
-            else:
-                yield compare_parts["refresh"](st)
+                return
+            if st.duel is not None and st.duel_complete:
+                # Back from another tab: generate the pair that follows the one on screen again.
+                workspace.resume_compare(st.session_id, st.duel, st.annotator)
+            yield compare_parts["refresh"](st)
 
         compare_tab.select(enter_compare, [state], compare_parts["start_outputs"])
 
@@ -137,9 +125,8 @@ def build_app(
             new = clean_annotator(name, annotator_default)
             if new != st.annotator:
                 st.annotator = new
-                st.duel, st.duel_complete, st.draft, st.draft_output = None, False, None, None
-                st.votes_this_session = 0
-                ctx.pairs.discard(st.session_id)
+                st.reset_work(votes=True)
+                workspace.forget_pairs(st.session_id)
             return {state: st, header: project.banner(ctx, st)}
 
         annotator.blur(
@@ -150,6 +137,22 @@ def build_app(
     demo.queue(default_concurrency_limit=16)
     demo.promptopt_context = ctx  # type: ignore[attr-defined]
     return demo
+
+
+def leaving_compare(workspace: Workspace, refresh: Callable[..., Any]) -> Callable[..., Any]:
+    """A tab's refresh that first tells the pair pipeline the session left Compare."""
+
+    def handler(st: SessionState, request: gr.Request | None = None) -> Any:
+        workspace.leave_compare(st.session_id)
+        return refresh(st, request) if _takes_request(refresh) else refresh(st)
+
+    return handler
+
+
+def _takes_request(fn: Callable[..., Any]) -> bool:
+    import inspect as _inspect
+
+    return "request" in _inspect.signature(fn).parameters
 
 
 def launch_kwargs() -> dict[str, Any]:

@@ -48,12 +48,31 @@ def summary(values: list[float]) -> dict[str, float]:
     }
 
 
-def bench_client(app: RunningApp, votes: int, read_s: float = 0.0) -> list[float]:
+WORDS = [
+    "summarize", "explain", "briefly", "clearly", "news", "article", "reader", "plain",
+    "formal", "friendly", "short", "bullet", "points", "facts", "tone", "careful", "neutral",
+    "headline", "key", "numbers", "sentences", "simple",
+]  # fmt: skip
+
+
+def candidate_texts(n: int) -> list[str]:
+    """``n`` distinct candidate prompts (seeded), so the pool has a realistic size."""
+    import random
+
+    rng = random.Random(0)
+    return [f"Variant {k}: {' '.join(rng.sample(WORDS, 6))}.\n\n{{input}}" for k in range(n)]
+
+
+def bench_client(
+    app: RunningApp, votes: int, read_s: float = 0.0, candidates: int = 0
+) -> list[float]:
     from gradio_client import Client
 
     client = Client(app.url, verbose=False)
     client.predict("bench-client", api_name="/set_annotator")
     client.predict(api_name=f"/open_sample_{SAMPLE.replace('-', '_')}")
+    if candidates:
+        add_candidates(app, candidates)
     check(client.predict(api_name="/compare_start"), "the first pair")
     times: list[float] = []
     for i in range(votes):
@@ -64,6 +83,15 @@ def bench_client(app: RunningApp, votes: int, read_s: float = 0.0) -> list[float
         times.append((time.perf_counter() - start) * 1000)
         check(result, f"vote {i + 1}")
     return times
+
+
+def add_candidates(app: RunningApp, n: int) -> None:
+    """Grow the open sample's pool (the bench's setup, not timed)."""
+    store = app.store
+    project = next(p for p in store.projects.list() if SAMPLE.split("-")[0] in p.name.lower())
+    with store.transaction():
+        for text in candidate_texts(n):
+            store.prompts.add(project.id, text, "user")
 
 
 def check(result: tuple[Any, ...], what: str) -> None:
@@ -157,8 +185,20 @@ def gradio_floor(calls: int) -> list[float]:
         demo.close()
 
 
-def run(votes: int, loads: int, model: str, browser: bool, read_s: float = 0.0) -> dict[str, Any]:
-    results: dict[str, Any] = {"model": model, "votes": votes, "read_s": read_s}
+def run(
+    votes: int,
+    loads: int,
+    model: str,
+    browser: bool,
+    read_s: float = 0.0,
+    candidates: int = 0,
+) -> dict[str, Any]:
+    results: dict[str, Any] = {
+        "model": model,
+        "votes": votes,
+        "read_s": read_s,
+        "candidates": candidates,
+    }
     with (
         tempfile.TemporaryDirectory() as folder,
         running_app(Path(folder) / "bench.db", real_llm=model != "fake") as app,
@@ -168,7 +208,7 @@ def run(votes: int, loads: int, model: str, browser: bool, read_s: float = 0.0) 
             results["browser_vote_to_next_pair"] = summary(measured["vote_to_pair"])
             results["browser_page_load"] = summary(measured["page_load"])
         app.context.timings.clear()
-        results["client_vote_to_next_pair"] = summary(bench_client(app, votes, read_s))
+        results["client_vote_to_next_pair"] = summary(bench_client(app, votes, read_s, candidates))
         server = [ms for name, ms in app.context.timings if name == "vote"]
         results["server_vote_handler"] = summary(server)
     results["client_gradio_floor"] = summary(gradio_floor(votes))
@@ -192,9 +232,17 @@ def main(argv: list[str] | None = None) -> int:
         default=0.0,
         help="seconds the simulated user reads each pair before voting (gradio_client run)",
     )
+    parser.add_argument(
+        "--candidates",
+        type=int,
+        default=0,
+        help="grow the pool to this many extra candidate prompts before the gradio_client run",
+    )
     parser.add_argument("--json", type=Path, help="also write the results to this file")
     args = parser.parse_args(argv)
-    results = run(args.votes, args.loads, args.model, not args.no_browser, args.read_s)
+    results = run(
+        args.votes, args.loads, args.model, not args.no_browser, args.read_s, args.candidates
+    )
     text = json.dumps(results, indent=2)
     print(text)
     if args.json:

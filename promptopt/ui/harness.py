@@ -11,7 +11,9 @@ from typing import Any
 
 from promptopt.chromium import DEBIAN_CHROMIUM, find_chromium
 from promptopt.ui.app import build_app, launch_kwargs
+from promptopt.ui.context import AppContext
 from promptopt.ui.login import auth_launch_kwargs
+from promptopt.workspace import Workspace, make_parts, make_workspace
 
 # The chromium the browser tests and the UI benchmark launch (found as CI finds it). The networking
 # flags keep it from reaching for Google's services on a machine with no network.
@@ -32,8 +34,17 @@ CHROMIUM_ARGS = [
 class RunningApp:
     url: str
     demo: Any
-    context: Any
+    context: AppContext
     fake: Any
+
+    @property
+    def workspace(self) -> Workspace:
+        return self.context.workspace
+
+    @property
+    def store(self) -> Any:
+        """The database behind the app, for tests to check what was stored."""
+        return self.context.workspace.store
 
 
 def free_port() -> int:
@@ -54,19 +65,15 @@ def running_app(
     """The app over a fresh store, the demo fake LLM and the fake embedder, served in a thread.
     With ``real_llm`` the default models answer instead (the offline SmolLM2 unless
     PROMPTOPT_MODEL names another); the fake embedder stays, it is not what is measured."""
-    from promptopt.embeddings import FakeEmbedder
-    from promptopt.llm import create_client
-    from promptopt.storage import open_store
-    from promptopt.ui.fakes import demo_fake_llm
-
-    store = open_store(db_path)
-    fake = demo_fake_llm(delay_s=fake_delay_s)
-    client = create_client(store, fake=fake, backoff_s=0.0)
-    if not real_llm:
-        # Projects without a model of their own use the offline default: the fake answers for
-        # it, so no test depends on the environment or loads a real model.
-        client.register("local", fake)
-    demo = build_app(store, client, FakeEmbedder(), auth_enabled=bool(auth), seed=seed)
+    parts = make_parts(
+        db_path,
+        fake_llm=True,
+        fake_default=not real_llm,
+        embedder="fake",
+        fake_delay_s=fake_delay_s,
+        backoff_s=0.0,
+    )
+    demo = build_app(make_workspace(parts, seed=seed), auth_enabled=bool(auth))
     port = free_port()
     demo.launch(
         server_name="127.0.0.1",
@@ -78,7 +85,7 @@ def running_app(
     )
     try:
         context = demo.promptopt_context  # type: ignore[attr-defined]
-        yield RunningApp(f"http://127.0.0.1:{port}/", demo, context, fake)
+        yield RunningApp(f"http://127.0.0.1:{port}/", demo, context, parts.fake)
     finally:
         demo.close()
-        store.database.close()
+        parts.store.database.close()

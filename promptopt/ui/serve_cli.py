@@ -11,18 +11,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from dataclasses import dataclass
-from typing import Any
+
+from promptopt.workspace import Parts, make_parts, make_workspace
 
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 AUTH_ENV = "PROMPTOPT_AUTH"
-
-
-@dataclass
-class Parts:
-    store: Any
-    client: Any
-    embedder: Any
 
 
 def parse_auth(values: list[str] | None, env: str | None = None) -> list[tuple[str, str]]:
@@ -43,27 +36,12 @@ def env_flag(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
 
 
-def build_parts(store: Any = None) -> Parts:
+def build_parts(db_path: str | None = None) -> Parts:
     """Store, client and embedder as the environment asks (fakes for tests and benchmarks)."""
-    from promptopt.embeddings import create_embedder
-    from promptopt.llm import create_client
-    from promptopt.storage import open_store
-
-    store = store or open_store()
-    if env_flag("PROMPTOPT_FAKE_LLM"):
-        from promptopt.ui.fakes import demo_fake_llm
-
-        # Projects with no model of their own then use the fake (default_model() reads this).
-        os.environ.setdefault("PROMPTOPT_MODEL", "fake")
-        fake = demo_fake_llm()
-        client = create_client(store, fake=fake)
-        client.register("local", fake)  # projects that name the offline default, too
-    else:
-        client = create_client(store)
-    name = os.environ.get("PROMPTOPT_EMBEDDER", "default")
-    if name == "default":
+    embedder = os.environ.get("PROMPTOPT_EMBEDDER", "default")
+    if embedder == "default":
         print("Loading the embedding model (a few seconds the first time)…", flush=True)
-    return Parts(store, client, create_embedder(name))
+    return make_parts(db_path, fake_llm=env_flag("PROMPTOPT_FAKE_LLM"), embedder=embedder)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -98,14 +76,10 @@ def run(args: argparse.Namespace) -> int:
     warning = host_warning(args.host, auth)
     if warning:
         print(warning, file=sys.stderr, flush=True)
-    parts = build_parts()
     demo = build_app(
-        parts.store,
-        parts.client,
-        parts.embedder,
+        make_workspace(build_parts(), seed=args.seed),
         annotator_default=args.annotator,
         auth_enabled=bool(auth),
-        seed=args.seed,
     )
     demo.launch(
         server_name=args.host,

@@ -7,6 +7,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from promptopt.workspace import Draft, Duel
+
 
 @dataclass
 class SessionState:
@@ -18,11 +20,11 @@ class SessionState:
     locked_annotator: bool = False
     project_id: int | None = None
     # Compare: the duel on screen, complete (both outputs shown) or not.
-    duel: Any = None
+    duel: Duel | None = None
     duel_complete: bool = False
     votes_this_session: int = 0
     # Edit: the draft on screen and the output exactly as generated (the edit is compared to it).
-    draft: Any = None
+    draft: Draft | None = None
     draft_output: str | None = None
     edit_rounds: int = 0
     # Values of the last failed action, kept so a retry re-runs it without retyping.
@@ -32,6 +34,13 @@ class SessionState:
     @classmethod
     def new(cls, annotator: str = "you") -> SessionState:
         return cls(session_id=uuid.uuid4().hex, annotator=annotator)
+
+    def reset_work(self, *, votes: bool = False) -> None:
+        """Forget the pair and the draft on screen (another project or annotator)."""
+        self.duel, self.duel_complete = None, False
+        self.draft, self.draft_output = None, None
+        if votes:
+            self.votes_this_session = 0
 
 
 def clean_annotator(name: str | None, default: str) -> str:

@@ -11,7 +11,7 @@ from typing import Any
 
 import gradio as gr
 
-from promptopt.paths import ASSETS
+from promptopt.workspace import ASSETS
 
 CSS_FILE = ASSETS / "css" / "app.css"
 JS_FILE = ASSETS / "js" / "shortcuts.js"

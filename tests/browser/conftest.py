@@ -58,7 +58,7 @@ def open_project(page: Any, browser_app: RunningApp) -> Callable[[str], int]:
 
     def opener(name: str) -> int:
         project = create_project(
-            browser_app.context.store,
+            browser_app.store,
             name,
             NEWS["template"],
             task=NEWS["task"],

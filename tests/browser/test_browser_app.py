@@ -67,7 +67,7 @@ def test_open_sample_project(page: Any, browser_app: RunningApp) -> None:
     expect()(page.locator("#project-name textarea, #project-name input").first).to_have_value(
         "News summaries"
     )
-    assert browser_app.context.store.projects.find("News summaries") is not None
+    assert browser_app.store.projects.find("News summaries") is not None
     shot(page, "project")
 
 
@@ -93,7 +93,7 @@ def test_every_vote_key_records_its_verdict(
     for number, (key, reveal) in enumerate(keys.items(), start=1):
         vote(page, key, number)
         expect()(page.locator("#compare-reveal")).to_contain_text(reveal)
-    comparisons = browser_app.context.store.comparisons.list(project_id, "you")
+    comparisons = browser_app.store.comparisons.list(project_id, "you")
     verdicts = [c.verdict for c in comparisons]
     # 1 and 2 name a screen side; which prompt that was depends on the shuffled sides.
     assert verdicts[2:] == ["tie", "both_bad", "skip"]
@@ -120,11 +120,11 @@ def test_two_edits_update_the_profile(
         expect()(page.locator("#edit-distance")).to_contain_text("words")
         if round_number == 2:
             shot(page, "edit", full_page=True)
-    edits = browser_app.context.store.edits.list(project_id, "you")
+    edits = browser_app.store.edits.list(project_id, "you")
     assert len(edits) == 2 and all(e.edited.startswith("Round") for e in edits)
 
     open_tab(page, "Profile")
-    expected = browser_app.context.store.preferences.list(project_id, "you")
+    expected = browser_app.store.preferences.list(project_id, "you")
     assert expected
     for pref in expected:
         expect()(page.locator("#profile-table")).to_contain_text(pref.text)
@@ -166,7 +166,7 @@ def test_inspect_shows_every_call(
     wait_value(page, "#compare-right textarea")
     open_tab(page, "Inspect")
     expect()(page.locator("#inspect-summary")).to_contain_text("calls")
-    assert browser_app.context.store.calls.list(project_id)
+    assert browser_app.store.calls.list(project_id)
     page.locator("#inspect-table [role=gridcell]").nth(2).click()
     expect()(page.locator("#inspect-detail")).to_contain_text("messages")
     shot(page, "inspect")
@@ -175,7 +175,7 @@ def test_inspect_shows_every_call(
 def test_script_in_an_input_never_runs(browser: Any, browser_app: RunningApp) -> None:
     from promptopt.projects import create_project
 
-    store = browser_app.context.store
+    store = browser_app.store
     create_project(
         store,
         "xss <b>bold</b>",

@@ -1,21 +1,23 @@
 """Compare tab: one input, two outputs side by side (sides randomised, prompts hidden until the
 vote), five verdicts with keyboard shortcuts, the vote counter and the current best prompt.
 
-The next pair is produced by ``PairProducer`` while the user reads, so a vote only records the
-verdict and shows what is already there."""
+A vote is one call into the workspace: it records the verdict, refits once and returns the next
+pair (generated while the user read), the counter and the best prompt."""
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
 
 from promptopt.ui.context import AppContext, user_message
 from promptopt.ui.formatting import escape_md, shorten
-from promptopt.ui.pairs import POLL_S, PendingPair
 from promptopt.ui.state import SessionState, bind_user
+from promptopt.workspace import POLL_S, BestReport, Duel, PendingPair, screen_prompts
 
 # Screen verdicts: the user judges LEFT ("A") and RIGHT ("B"); the engine's "a"/"b" name prompts.
 SCREEN_VERDICTS = {
@@ -24,6 +26,13 @@ SCREEN_VERDICTS = {
     "tie": ("Tie", "3"),
     "both_bad": ("Both bad", "4"),
     "skip": ("Skip", "space"),
+}
+SAID = {
+    "left": "A was better",
+    "right": "B was better",
+    "tie": "a tie",
+    "both_bad": "both bad",
+    "skip": "skipped",
 }
 MIN_POOL = 2  # a duel needs two prompts
 FIRST_WAIT_S = 0.12
@@ -36,28 +45,16 @@ ELEM_IDS = {
     "skip": "vote-skip",
 }
 
-
-def engine_verdict(screen: str, left: str) -> str:
-    """Map what the user pressed to the engine's verdict about duel.prompt_a / duel.prompt_b."""
-    right = "b" if left == "a" else "a"
-    return {"left": left, "right": right}.get(screen, screen)
+Updates = Iterator[dict[Any, Any]]
+log = logging.getLogger("promptopt.ui")
 
 
-def counter_text(ctx: AppContext, st: SessionState) -> str:
-    if st.project_id is None:
-        return ""
-    total = ctx.store.comparisons.count(st.project_id, st.annotator)
+def counter_text(st: SessionState, total: int) -> str:
     who = escape_md(st.annotator)
     return f"**Votes:** {total} by {who} on this project · {st.votes_this_session} this session"
 
 
-def best_text(ctx: AppContext, st: SessionState) -> str:
-    if st.project_id is None:
-        return ""
-    try:
-        best = ctx.compare.best(st.project_id, st.annotator)
-    except Exception as exc:
-        return user_message(exc)
+def best_text(best: BestReport | None) -> str:
     if best is None:
         return "**Current best prompt:** none yet; vote on a few pairs."
     lines = [
@@ -71,26 +68,46 @@ def best_text(ctx: AppContext, st: SessionState) -> str:
     return "\n".join(lines)
 
 
-def reveal_text(duel: Any, verdict: str) -> str:
+def reveal_text(duel: Duel, verdict: str) -> str:
     """After the vote, say which prompt wrote which side."""
-    left_prompt, right_prompt = (
-        (duel.prompt_a, duel.prompt_b) if duel.left == "a" else (duel.prompt_b, duel.prompt_a)
-    )
-    said = {
-        "left": "A was better",
-        "right": "B was better",
-        "tie": "a tie",
-        "both_bad": "both bad",
-        "skip": "skipped",
-    }[verdict]
+    left_prompt, right_prompt = screen_prompts(duel)
     return (
-        f"**Last vote:** {said}. A was prompt #{left_prompt.id} ({escape_md(left_prompt.origin)}): "
-        f"*{escape_md(shorten(left_prompt.text, 120))}* · B was prompt #{right_prompt.id} "
-        f"({escape_md(right_prompt.origin)}): *{escape_md(shorten(right_prompt.text, 120))}*"
+        f"**Last vote:** {SAID[verdict]}. A was prompt #{left_prompt.id} "
+        f"({escape_md(left_prompt.origin)}): *{escape_md(shorten(left_prompt.text, 120))}* · "
+        f"B was prompt #{right_prompt.id} ({escape_md(right_prompt.origin)}): "
+        f"*{escape_md(shorten(right_prompt.text, 120))}*"
     )
 
 
-def build(ctx: AppContext, state: gr.State) -> dict[str, Any]:
+@dataclass
+class ComparePage:
+    counter: gr.Markdown
+    best: gr.Markdown
+    input_box: gr.Textbox
+    left_box: gr.Textbox
+    right_box: gr.Textbox
+    vote_btns: dict[str, gr.Button]
+    comment: gr.Textbox
+    status: gr.Markdown
+    start_btn: gr.Button
+    retry_btn: gr.Button
+    reveal: gr.Markdown
+
+    def outputs(self, state: gr.State) -> list[Any]:
+        return [
+            state,
+            self.counter,
+            self.best,
+            self.input_box,
+            self.left_box,
+            self.right_box,
+            self.status,
+            self.retry_btn,
+            self.reveal,
+        ]
+
+
+def layout() -> ComparePage:
     with gr.Row():
         counter = gr.Markdown("", elem_id="compare-counter")
     best = gr.Markdown("", elem_id="compare-best")
@@ -98,22 +115,17 @@ def build(ctx: AppContext, state: gr.State) -> dict[str, Any]:
         label="Input", lines=4, max_lines=12, interactive=False, elem_id="compare-input"
     )
     with gr.Row(equal_height=True):
-        left_box = gr.Textbox(
-            label="Output A",
-            lines=10,
-            max_lines=30,
-            interactive=False,
-            elem_id="compare-left",
-            buttons=["copy"],
-        )
-        right_box = gr.Textbox(
-            label="Output B",
-            lines=10,
-            max_lines=30,
-            interactive=False,
-            elem_id="compare-right",
-            buttons=["copy"],
-        )
+        boxes = [
+            gr.Textbox(
+                label=f"Output {side}",
+                lines=10,
+                max_lines=30,
+                interactive=False,
+                elem_id=f"compare-{key}",
+                buttons=["copy"],
+            )
+            for side, key in (("A", "left"), ("B", "right"))
+        ]
     with gr.Row():
         vote_btns = {
             key: gr.Button(
@@ -132,159 +144,190 @@ def build(ctx: AppContext, state: gr.State) -> dict[str, Any]:
         start_btn = gr.Button("Start / new pair", size="sm", elem_id="compare-start")
         retry_btn = gr.Button("Retry", size="sm", visible=False, elem_id="compare-retry")
     reveal = gr.Markdown("", elem_id="compare-reveal")
+    return ComparePage(
+        counter, best, input_box, boxes[0], boxes[1], vote_btns, comment, status, start_btn,
+        retry_btn, reveal,
+    )  # fmt: skip
 
-    outputs = [state, counter, best, input_box, left_box, right_box, status, retry_btn, reveal]
 
-    def show(st: SessionState, pending: PendingPair, extra: dict[Any, Any]) -> Iterator[dict]:
-        """Poll a pair until both outputs are complete, yielding what is there so far."""
+class Handlers:
+    """The tab's event handlers over one page; each a thin call into the workspace."""
+
+    def __init__(self, ctx: AppContext, state: gr.State, page: ComparePage) -> None:
+        self.ctx, self.state, self.page = ctx, state, page
+        self.ws = ctx.workspace
+
+    def counter(self, st: SessionState) -> str:
+        if st.project_id is None:
+            return ""
+        return counter_text(st, self.ws.vote_count(st.project_id, st.annotator))
+
+    def best(self, st: SessionState) -> str:
+        if st.project_id is None:
+            return ""
+        try:
+            return best_text(self.ws.best(st.project_id, st.annotator))
+        except Exception as exc:
+            return user_message(exc)
+
+    def show(
+        self,
+        st: SessionState,
+        pending: PendingPair,
+        extra: dict[Any, Any],
+        reserve: bool = True,
+    ) -> Updates:
+        """Poll a pair until both outputs are complete, yielding what is there so far. With
+        ``reserve``, the pair after it starts generating once it is complete (a vote has
+        reserved it already)."""
+        p = self.page
         st.duel, st.duel_complete = None, False
         first = True
-        # A pair that is ready (prefetched) or nearly ready goes out in one update: every
+        # A pair that is ready (made ahead) or nearly ready goes out in one update: every
         # intermediate update costs a round of Gradio's post-processing and a message.
         pending.wait(FIRST_WAIT_S)
         while not pending.done.is_set():
             left, right = pending.texts()
             update: dict[Any, Any] = {
-                input_box: pending.duel.input.text if pending.duel else "Preparing the next pair…",
-                left_box: left,
-                right_box: right,
-                status: "Generating…",
-                retry_btn: gr.update(visible=False),
+                p.input_box: pending.duel.input.text if pending.duel else "Preparing the pair…",
+                p.left_box: left,
+                p.right_box: right,
+                p.status: "Generating…",
+                p.retry_btn: gr.update(visible=False),
             }
             if first:
                 update.update(extra)
-                update[state] = st
+                update[self.state] = st
                 first = False
             yield update
             pending.wait(POLL_S)
         left, right = pending.texts()
+        text = pending.duel.input.text if pending.duel else ""
         if pending.error is not None:
             st.duel = pending.duel  # kept, so Retry regenerates the same pair
             yield {
                 **extra,
-                state: st,
-                input_box: pending.duel.input.text if pending.duel else "",
-                left_box: left,
-                right_box: right,
-                status: f"⚠ {escape_md(pending.error)}",
-                retry_btn: gr.update(visible=True),
+                self.state: st,
+                p.input_box: text,
+                p.left_box: left,
+                p.right_box: right,
+                p.status: f"⚠ {escape_md(pending.error)}",
+                p.retry_btn: gr.update(visible=True),
             }
             return
+        assert pending.duel is not None
         st.duel, st.duel_complete = pending.duel, True
-        ctx.pairs.prefetch(st.session_id, pending.project_id, pending.annotator, pending.duel)
+        if reserve:
+            try:  # the pair after this one is generated while the user reads
+                self.ws.reserve_after(st.session_id, pending.duel, st.annotator)
+            except Exception:  # only the head start is lost
+                log.warning("reserving the pair after %s failed", pending.duel.id, exc_info=True)
+        counter = extra[p.counter] if p.counter in extra else self.counter(st)
         yield {
             **extra,
-            state: st,
-            counter: counter_text(ctx, st),
-            input_box: pending.duel.input.text,
-            left_box: left,
-            right_box: right,
-            status: "",
-            retry_btn: gr.update(visible=False),
+            p.counter: counter,
+            self.state: st,
+            p.input_box: text,
+            p.left_box: left,
+            p.right_box: right,
+            p.status: "",
+            p.retry_btn: gr.update(visible=False),
         }
 
-    def precheck(st: SessionState) -> str | None:
-        try:
-            project = ctx.project(st.project_id)
-            ctx.compare.ensure_pool(project.id)
-        except Exception as exc:
-            return user_message(exc)
-        if not ctx.store.inputs.list(project.id):
-            return "This project has no inputs yet; add some in the Project tab."
-        return None
-
-    def fill_pool(st: SessionState) -> Iterator[dict]:
+    def fill_pool(self, st: SessionState) -> Updates:
         """A new project has only its base prompt: ask the optimizer for a few to compare."""
         assert st.project_id is not None
-        if len(ctx.compare.ensure_pool(st.project_id)) >= MIN_POOL:
+        if self.ws.pool_size(st.project_id) >= MIN_POOL:
             return
-        yield {status: "Writing a few candidate prompts to compare (first time only)…"}
-        ctx.compare.propose(st.project_id, st.annotator, n=PROPOSE_FIRST)
-        ctx.pairs.discard(st.session_id)
+        yield {self.page.status: "Writing a few candidate prompts to compare (first time only)…"}
+        self.ws.propose(st.project_id, st.annotator, n=PROPOSE_FIRST)
+        self.ws.forget_pairs(st.session_id)
 
-    def on_start(st: SessionState, request: gr.Request | None = None) -> Iterator[dict]:
+    def start(self, st: SessionState, request: gr.Request | None = None) -> Updates:
         bind_user(st, request)
-        problem = precheck(st)
+        p = self.page
+        problem = self.ws.compare_problem(st.project_id)
         if problem:
-            yield {status: problem}
+            yield {p.status: problem}
             return
         assert st.project_id is not None
         try:
-            yield from fill_pool(st)
+            yield from self.fill_pool(st)
         except Exception as exc:
             st.duel = None
-            yield {state: st, status: f"⚠ {user_message(exc)}", retry_btn: gr.update(visible=True)}
+            yield {
+                self.state: st,
+                p.status: f"⚠ {user_message(exc)}",
+                p.retry_btn: gr.update(visible=True),
+            }
             return
-        pending = ctx.pairs.take(st.session_id, st.project_id, st.annotator)
-        yield from show(st, pending, {counter: counter_text(ctx, st), best: best_text(ctx, st)})
+        pending = self.ws.start_pair(st.session_id, st.project_id, st.annotator)
+        yield from self.show(st, pending, {p.best: self.best(st)})
 
-    start_btn.click(on_start, [state], outputs, api_name="compare_start")
-
-    def on_retry(st: SessionState, request: gr.Request | None = None) -> Iterator[dict]:
+    def retry(self, st: SessionState, request: gr.Request | None = None) -> Updates:
         bind_user(st, request)
-        problem = precheck(st)
+        problem = self.ws.compare_problem(st.project_id)
         if problem:
-            yield {status: problem}
+            yield {self.page.status: problem}
             return
         if st.duel is None:  # the failure came before a duel existed: start over
-            yield from on_start(st)
+            yield from self.start(st)
             return
-        assert st.project_id is not None
-        pending = ctx.pairs.start(st.session_id, st.project_id, st.annotator, duel=st.duel)
-        yield from show(st, pending, {})
+        pending = self.ws.retry_pair(st.session_id, st.duel, st.annotator)
+        yield from self.show(st, pending, {})
 
-    retry_btn.click(on_retry, [state], outputs, api_name="compare_retry")
+    def vote(self, screen: str) -> Callable[..., Updates]:
+        p = self.page
 
-    def make_vote(screen: str) -> Any:
-        def on_vote(
-            st: SessionState, note: str, request: gr.Request | None = None
-        ) -> Iterator[dict]:
+        def on_vote(st: SessionState, note: str, request: gr.Request | None = None) -> Updates:
             bind_user(st, request)
             started = time.perf_counter()
             duel = st.duel
             if duel is None or not st.duel_complete:
-                yield {status: "Wait until both outputs are complete (or press Start)."}
+                yield {p.status: "Wait until both outputs are complete (or press Start)."}
                 return
             try:
-                ctx.compare.record_vote(
-                    duel, engine_verdict(screen, duel.left), st.annotator, comment=note or ""
-                )
+                outcome = self.ws.vote(st.session_id, duel, screen, st.annotator, note or "")
             except Exception as exc:  # the pair stays on screen: press the key again
-                yield {status: f"⚠ The vote was not saved: {user_message(exc)} Vote again."}
+                yield {p.status: f"⚠ The vote was not saved: {user_message(exc)} Vote again."}
                 return
             st.votes_this_session += 1
-            assert st.project_id is not None
-            pending = ctx.pairs.take(st.session_id, st.project_id, st.annotator, voted=duel)
             extra = {
-                counter: counter_text(ctx, st),
-                best: best_text(ctx, st),
-                reveal: reveal_text(duel, screen),
-                comment: "",
+                p.counter: counter_text(st, outcome.votes),
+                p.best: best_text(outcome.best),
+                p.reveal: reveal_text(duel, screen),
+                p.comment: "",
             }
-            for update in show(st, pending, extra):
+            for update in self.show(st, outcome.pending, extra, reserve=not outcome.reserved):
                 if st.duel_complete:
-                    ctx.timings.append(("vote", (time.perf_counter() - started) * 1000))
+                    self.ctx.timings.append(("vote", (time.perf_counter() - started) * 1000))
                 yield update
 
         return on_vote
 
-    for key, btn in vote_btns.items():
+    def refresh(self, st: SessionState, request: gr.Request | None = None) -> dict[Any, Any]:
+        bind_user(st, request)
+        return {self.page.counter: self.counter(st), self.page.best: self.best(st)}
+
+
+def build(ctx: AppContext, state: gr.State) -> dict[str, Any]:
+    page = layout()
+    handlers = Handlers(ctx, state, page)
+    outputs = page.outputs(state)
+    page.start_btn.click(handlers.start, [state], outputs, api_name="compare_start")
+    page.retry_btn.click(handlers.retry, [state], outputs, api_name="compare_retry")
+    for key, btn in page.vote_btns.items():
         btn.click(
-            make_vote(key),
-            [state, comment],
-            [*outputs, comment],
+            handlers.vote(key),
+            [state, page.comment],
+            [*outputs, page.comment],
             api_name=f"vote_{key}",
             show_progress="hidden",
             trigger_mode="once",
         )
-
-    def refresh(st: SessionState, request: gr.Request | None = None) -> dict[Any, Any]:
-        bind_user(st, request)
-        return {counter: counter_text(ctx, st), best: best_text(ctx, st)}
-
     return {
-        "refresh": refresh,
-        "refresh_outputs": [counter, best],
-        "start": on_start,
+        "refresh": handlers.refresh,
+        "refresh_outputs": [page.counter, page.best],
+        "start": handlers.start,
         "start_outputs": outputs,
     }

@@ -1,9 +1,13 @@
 """Edit tab: the output for an input in an editable box, the preferences applied to it above;
-submit the edit or accept as is; then the diff, the edit distance and the inferred preference."""
+submit the edit or accept as is; then the diff, the edit distance and the inferred preference.
+
+Submitting stores the edit and returns at once; the preference is inferred in the background
+and shows as "pending" until it is known."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
@@ -11,40 +15,59 @@ import gradio as gr
 from promptopt.ui.context import AppContext, user_message
 from promptopt.ui.formatting import escape_md, shorten, word_diff
 from promptopt.ui.state import SessionState, bind_user
+from promptopt.workspace import Draft, EditResult
+
+Updates = Iterator[dict[Any, Any]]
+# How long the page watches a background inference before it leaves "pending" on screen.
+LEARN_WATCH_S = 120.0
+LEARN_POLL_S = 0.25
+PENDING = "**Inferred preference:** pending (inferring in the background…)"
 
 
-def input_choices(ctx: AppContext, project_id: int | None) -> list[tuple[str, int]]:
-    if project_id is None:
-        return []
-    return [(f"#{i.id}: {shorten(i.text, 70)}", i.id) for i in ctx.store.inputs.list(project_id)]
-
-
-def next_input_id(ctx: AppContext, st: SessionState) -> int | None:
-    """The first input this annotator has not edited yet; after all of them, start again."""
-    assert st.project_id is not None
-    inputs = ctx.store.inputs.list(st.project_id)
-    if not inputs:
-        return None
-    done = {e.input_id for e in ctx.store.edits.list(st.project_id, st.annotator)}
-    for item in inputs:
-        if item.id not in done:
-            return item.id
-    return inputs[st.edit_rounds % len(inputs)].id
-
-
-def applied_text(draft: Any) -> str:
+def applied_text(draft: Draft) -> str:
     if not draft.applied:
         return "**Preferences applied:** none yet. Your edits teach them."
     lines = ["**Preferences applied to this output:**"]
     for pref in draft.applied:
-        pin = " 📌" if getattr(pref, "pinned", 0) else ""
+        pin = " 📌" if pref.pinned else ""
         lines.append(f"- {escape_md(pref.text)}{pin}")
     if draft.preference and len(draft.applied) > 1:
         lines.append(f"\nCondensed into: *{escape_md(draft.preference)}*")
     return "\n".join(lines)
 
 
-def build(ctx: AppContext, state: gr.State) -> dict[str, Any]:
+def preference_text(result: EditResult | None) -> str:
+    if result is None or (result.status == "pending" and not result.error):
+        return PENDING
+    if result.status == "pending":
+        return (
+            "**Inferred preference:** pending (the model call failed: "
+            f"{escape_md(result.error)}; retry below)"
+        )
+    if result.inferred:
+        return f"**Inferred preference:** {escape_md(result.inferred)}"
+    return "**Accepted as is:** the applied preference was confirmed."
+
+
+@dataclass
+class EditPage:
+    pick: gr.Dropdown
+    next_btn: gr.Button
+    gen_btn: gr.Button
+    applied: gr.Markdown
+    input_box: gr.Textbox
+    output_box: gr.Textbox
+    submit_btn: gr.Button
+    accept_btn: gr.Button
+    retry_btn: gr.Button
+    status: gr.Markdown
+    diff: gr.HighlightedText
+    distance: gr.Markdown
+    inferred: gr.Markdown
+    pending_btn: gr.Button
+
+
+def layout() -> EditPage:
     with gr.Row(equal_height=True):
         pick = gr.Dropdown(label="Input", choices=[], value=None, scale=4, elem_id="edit-pick")
         next_btn = gr.Button("Next input  [n]", scale=1, elem_id="edit-next")
@@ -77,141 +100,145 @@ def build(ctx: AppContext, state: gr.State) -> dict[str, Any]:
         inferred = gr.Markdown("", elem_id="edit-inferred")
     with gr.Row():
         pending_btn = gr.Button("Infer pending preferences again", size="sm")
+    return EditPage(
+        pick, next_btn, gen_btn, applied, input_box, output_box, submit_btn, accept_btn,
+        retry_btn, status, diff, distance, inferred, pending_btn,
+    )  # fmt: skip
 
-    draft_outputs = [state, pick, applied, input_box, output_box, status, retry_btn]
 
-    def draft_for(st: SessionState, input_id: int | None) -> Iterator[dict]:
+class Handlers:
+    def __init__(self, ctx: AppContext, state: gr.State, page: EditPage) -> None:
+        self.ctx, self.state, self.page = ctx, state, page
+        self.ws = ctx.workspace
+
+    def choices(self, project_id: int | None) -> list[tuple[str, int]]:
+        if project_id is None:
+            return []
+        return [(f"#{i.id}: {shorten(i.text, 70)}", i.id) for i in self.ws.inputs(project_id)]
+
+    def draft_for(self, st: SessionState, input_id: int | None) -> Updates:
+        p = self.page
         try:
-            project = ctx.project(st.project_id)
+            project = self.ws.project(st.project_id)
             if input_id is None:
-                input_id = next_input_id(ctx, st)
+                input_id = self.ws.next_input_id(project.id, st.annotator, st.edit_rounds)
             if input_id is None:
-                yield {status: "This project has no inputs yet; add some in the Project tab."}
+                yield {p.status: "This project has no inputs yet; add some in the Project tab."}
                 return
             yield {
-                pick: gr.update(choices=input_choices(ctx, project.id), value=input_id),
-                status: "Retrieving your preferences…",
-                retry_btn: gr.update(visible=False),
+                p.pick: gr.update(choices=self.choices(project.id), value=input_id),
+                p.status: "Retrieving your preferences…",
+                p.retry_btn: gr.update(visible=False),
             }
-            draft = ctx.edit.prepare(project.id, st.annotator, int(input_id))
+            draft = self.ws.prepare(project.id, st.annotator, int(input_id))
         except Exception as exc:
-            yield {status: f"⚠ {user_message(exc)}", retry_btn: gr.update(visible=True)}
+            yield {p.status: f"⚠ {user_message(exc)}", p.retry_btn: gr.update(visible=True)}
             return
         st.draft, st.draft_output = draft, None
         yield {
-            state: st,
-            applied: applied_text(draft),
-            input_box: draft.input.text,
-            output_box: "",
-            status: "Generating…",
+            self.state: st,
+            p.applied: applied_text(draft),
+            p.input_box: draft.input.text,
+            p.output_box: "",
+            p.status: "Generating…",
         }
         parts: list[str] = []
         try:
-            response = ctx.edit.generate(draft)
+            response = self.ws.generate(draft)
             for delta in response:
                 parts.append(delta)
-                yield {output_box: "".join(parts)}
+                yield {p.output_box: "".join(parts)}
             response.completion()
         except Exception as exc:
-            yield {status: f"⚠ {user_message(exc)}", retry_btn: gr.update(visible=True)}
+            yield {p.status: f"⚠ {user_message(exc)}", p.retry_btn: gr.update(visible=True)}
             return
         st.draft_output = "".join(parts)
         yield {
-            state: st,
-            applied: applied_text(draft),
-            input_box: draft.input.text,
-            output_box: st.draft_output,
-            status: "Edit the output, then submit (or accept it as is).",
+            self.state: st,
+            p.applied: applied_text(draft),
+            p.input_box: draft.input.text,
+            p.output_box: st.draft_output,
+            p.status: "Edit the output, then submit (or accept it as is).",
         }
 
-    def on_next(st: SessionState, request: gr.Request | None = None) -> Iterator[dict]:
+    def next(self, st: SessionState, request: gr.Request | None = None) -> Updates:
         bind_user(st, request)
-        yield from draft_for(st, None)
+        yield from self.draft_for(st, None)
 
-    def on_generate(
-        st: SessionState, input_id: int | None, request: gr.Request | None = None
-    ) -> Iterator[dict]:
+    def generate(
+        self, st: SessionState, input_id: int | None, request: gr.Request | None = None
+    ) -> Updates:
         bind_user(st, request)
-        yield from draft_for(st, input_id)
+        yield from self.draft_for(st, input_id)
 
-    next_btn.click(on_next, [state], draft_outputs, api_name="edit_next")
-    gen_btn.click(on_generate, [state, pick], draft_outputs, api_name="edit_generate")
-    retry_btn.click(on_generate, [state, pick], draft_outputs, api_name="edit_retry")
-
-    result_outputs = [state, status, diff, distance, inferred, output_box]
-
-    def finish(st: SessionState, edited: str | None) -> Iterator[dict]:
+    def finish(self, st: SessionState, edited: str | None) -> Updates:
+        """Store the edit (one quick call), show it saved, then watch the background learning."""
+        p = self.page
         draft, original = st.draft, st.draft_output
         if draft is None or original is None:
-            yield {status: "Generate an output first (Next input)."}
+            yield {p.status: "Generate an output first (Next input)."}
             return
-        changed = edited is not None and edited != original
-        if changed:
-            yield {
-                diff: word_diff(original, edited or ""),
-                distance: "",
-                inferred: "**Inferred preference:** pending (inferring…)",
-                status: "Saving your edit…",
-            }
         try:
-            if changed:
-                result = ctx.edit.submit(draft, original, edited, st.annotator)
-            else:
-                result = ctx.edit.accept(draft, original, st.annotator)
+            result = self.ws.submit_edit(draft, original, edited, st.annotator)
         except Exception as exc:  # the edited text stays in the box
-            yield {status: f"⚠ The edit was not saved: {user_message(exc)} Submit again."}
+            yield {p.status: f"⚠ The edit was not saved: {user_message(exc)} Submit again."}
             return
         st.draft, st.draft_output = None, None
         st.edit_rounds += 1
+        changed = edited is not None and edited != original
         saved = {
-            state: st,
-            status: "Saved. Press Next input for another round.",
-            diff: word_diff(original, edited if changed and edited is not None else original),
-            distance: f"**Edit distance:** {result.word_distance} words · "
+            p.status: "Saved. Press Next input for another round.",
+            p.diff: word_diff(original, edited if changed and edited is not None else original),
+            p.distance: f"**Edit distance:** {result.word_distance} words · "
             f"{result.char_distance} characters",
         }
-        if result.status == "pending":
-            # Stored: the page says so now; the preference is inferred after.
-            yield {**saved, inferred: "**Inferred preference:** pending (inferring…)"}
-            try:
-                result = ctx.edit.learn(result.edit.id)
-            except Exception as exc:
-                result.error = user_message(exc)
-        if result.status == "pending":
-            pref = "**Inferred preference:** pending (the model call failed; retry below)"
-        elif result.inferred:
-            pref = f"**Inferred preference:** {escape_md(result.inferred)}"
-        else:
-            pref = "**Accepted as is:** the applied preference was confirmed."
-        yield {**saved, inferred: pref}
+        yield {self.state: st, **saved, p.inferred: preference_text(result)}
+        if result.status != "pending":
+            return
+        waited = 0.0
+        while waited < LEARN_WATCH_S:
+            learned = self.ws.wait_learned(result.edit.id, st.annotator, LEARN_POLL_S)
+            if learned is not None:
+                # Not the state: the user may have moved on to the next draft meanwhile.
+                yield {**saved, p.inferred: preference_text(learned)}
+                return
+            waited += LEARN_POLL_S
 
-    def on_submit(
-        st: SessionState, edited: str, request: gr.Request | None = None
-    ) -> Iterator[dict]:
+    def submit(self, st: SessionState, edited: str, request: gr.Request | None = None) -> Updates:
         bind_user(st, request)
-        yield from finish(st, edited)
+        yield from self.finish(st, edited)
 
-    def on_accept(st: SessionState, request: gr.Request | None = None) -> Iterator[dict]:
+    def accept(self, st: SessionState, request: gr.Request | None = None) -> Updates:
         bind_user(st, request)
-        yield from finish(st, None)
+        yield from self.finish(st, None)
 
-    submit_btn.click(on_submit, [state, output_box], result_outputs, api_name="edit_submit")
-    accept_btn.click(on_accept, [state], result_outputs, api_name="edit_accept")
-
-    def on_pending(st: SessionState, request: gr.Request | None = None) -> dict[Any, Any]:
+    def retry_pending(self, st: SessionState, request: gr.Request | None = None) -> dict:
         bind_user(st, request)
         try:
-            project = ctx.project(st.project_id)
-            done = ctx.edit.retry_pending(project.id, st.annotator)
+            done = self.ws.retry_pending(self.ws.project(st.project_id).id, st.annotator)
         except Exception as exc:
-            return {status: f"⚠ {user_message(exc)}"}
-        return {status: f"Inferred {done} pending preference(s)."}
+            return {self.page.status: f"⚠ {user_message(exc)}"}
+        return {self.page.status: f"Inferred {done} pending preference(s)."}
 
-    pending_btn.click(on_pending, [state], [status], api_name="edit_retry_pending")
-
-    def refresh(st: SessionState) -> dict[Any, Any]:
-        choices = input_choices(ctx, st.project_id)
+    def refresh(self, st: SessionState) -> dict[Any, Any]:
         current = st.draft.input.id if st.draft is not None else None
-        return {pick: gr.update(choices=choices, value=current)}
+        return {self.page.pick: gr.update(choices=self.choices(st.project_id), value=current)}
 
-    return {"refresh": refresh, "refresh_outputs": [pick]}
+
+def build(ctx: AppContext, state: gr.State) -> dict[str, Any]:
+    page = layout()
+    h = Handlers(ctx, state, page)
+    draft_outputs = [
+        state, page.pick, page.applied, page.input_box, page.output_box, page.status,
+        page.retry_btn,
+    ]  # fmt: skip
+    page.next_btn.click(h.next, [state], draft_outputs, api_name="edit_next")
+    page.gen_btn.click(h.generate, [state, page.pick], draft_outputs, api_name="edit_generate")
+    page.retry_btn.click(h.generate, [state, page.pick], draft_outputs, api_name="edit_retry")
+    result_outputs = [state, page.status, page.diff, page.distance, page.inferred, page.output_box]
+    page.submit_btn.click(
+        h.submit, [state, page.output_box], result_outputs, api_name="edit_submit"
+    )
+    page.accept_btn.click(h.accept, [state], result_outputs, api_name="edit_accept")
+    page.pending_btn.click(h.retry_pending, [state], [page.status], api_name="edit_retry_pending")
+    return {"refresh": h.refresh, "refresh_outputs": [page.pick]}

@@ -2,44 +2,18 @@
 
 from __future__ import annotations
 
-import json
-import uuid
 from typing import Any
 
 import gradio as gr
 
-from promptopt.ui.context import AppContext, Unavailable, user_message
+from promptopt.ui.context import AppContext, user_message
 from promptopt.ui.formatting import preview_text
 from promptopt.ui.state import SessionState, bind_user
 
-# Used only while promptopt.export is missing from a build: the current prompt as text or JSON.
-FALLBACK_FORMATS = {"text": ("Plain text", ".txt"), "json": ("JSON", ".json")}
-
-
-def formats() -> dict[str, tuple[str, str]]:
-    try:
-        from promptopt.export import FORMATS
-    except ImportError:
-        return FALLBACK_FORMATS
-    return dict(FORMATS)
-
-
-def _fallback(ctx: AppContext, project_id: int, fmt: str) -> tuple[str, str]:
-    project = ctx.store.projects.get(project_id)
-    prompt = (
-        ctx.store.prompts.get(project.prompt_id).text
-        if project.prompt_id is not None
-        else project.template
-    )
-    stem = f"project-{project.id}"
-    if fmt == "text":
-        return f"{stem}.txt", prompt + "\n"
-    body = {"name": project.name, "task": project.task, "prompt": prompt}
-    return f"{stem}.json", json.dumps(body, ensure_ascii=False, indent=2) + "\n"
-
 
 def build(ctx: AppContext, state: gr.State) -> dict[str, Any]:
-    choices = [(label, key) for key, (label, _ext) in formats().items()]
+    ws = ctx.workspace
+    choices = [(label, key) for key, (label, _ext) in ws.export_formats().items()]
     with gr.Row(equal_height=True):
         fmt = gr.Dropdown(
             label="Format", choices=choices, value=choices[0][1], scale=3, elem_id="export-format"
@@ -55,29 +29,12 @@ def build(ctx: AppContext, state: gr.State) -> dict[str, Any]:
     ) -> dict[Any, Any]:
         bind_user(st, request)
         try:
-            project = ctx.project(st.project_id)
-            annotator = st.annotator if mine else None
-            if key in FALLBACK_FORMATS and key not in formats():
-                name, content = _fallback(ctx, project.id, key)
-            else:
-                from promptopt.export import export_project
-
-                try:
-                    compare = ctx.compare
-                except Unavailable:
-                    compare = None
-                name, content = export_project(
-                    ctx.store, project.id, key, annotator, compare=compare
-                )
+            project = ws.project(st.project_id)
+            path, content = ws.export(project.id, key, st.annotator if mine else None)
         except Exception as exc:
             return {status: user_message(exc)}
-        # One folder per export, so two users exporting the same project never collide.
-        folder = ctx.export_dir / uuid.uuid4().hex
-        folder.mkdir(parents=True)
-        path = folder / name
-        path.write_text(content, encoding="utf-8")
         return {
-            status: f"Exported `{name}` ({len(content):,} characters).",
+            status: f"Exported `{path.name}` ({len(content):,} characters).",
             download: str(path),
             preview: preview_text(content),
         }

@@ -27,12 +27,13 @@ def build(ctx: AppContext, state: gr.State) -> dict[str, Any]:
     )
     detail = gr.JSON(label="Call", elem_id="inspect-detail")
 
+    ws = ctx.workspace
+
     def refresh(st: SessionState) -> dict[Any, Any]:
         try:
-            project = ctx.project(st.project_id)
+            calls = ws.calls(ws.project(st.project_id).id, limit=LIMIT)
         except Exception as exc:
             return {summary: user_message(exc), table: []}
-        calls = ctx.store.calls.list(project.id, limit=LIMIT)
         tokens = sum((c.prompt_tokens or 0) + (c.completion_tokens or 0) for c in calls)
         cost = sum(c.cost or 0.0 for c in calls)
         errors = sum(1 for c in calls if c.error)
@@ -47,12 +48,12 @@ def build(ctx: AppContext, state: gr.State) -> dict[str, Any]:
 
     def on_select(st: SessionState, evt: gr.SelectData) -> Any:
         row = evt.row_value or []
-        if not row:
+        if not row or st.project_id is None:
             return None
-        call = ctx.store.calls.get(int(row[0]))
-        if call.project_id != st.project_id:
+        try:
+            return call_detail(ws.call(st.project_id, int(row[0])))
+        except Exception:  # a call of another project (or gone) is not shown
             return None
-        return call_detail(call)
 
     table.select(on_select, [state], detail)
 

@@ -6,13 +6,13 @@ from typing import Any
 
 import gradio as gr
 
-from promptopt.storage import ValidationError
 from promptopt.ui.context import AppContext, user_message
 from promptopt.ui.formatting import PROFILE_HEADERS, profile_rows
 from promptopt.ui.state import SessionState, bind_user
 
 
 def build(ctx: AppContext, state: gr.State) -> dict[str, Any]:
+    ws = ctx.workspace
     gr.Markdown(
         "What the app has learned about how **you** want outputs written. Click a row to edit "
         "it; pinned preferences are applied to every output; deleted ones are never used."
@@ -47,18 +47,13 @@ def build(ctx: AppContext, state: gr.State) -> dict[str, Any]:
     status = gr.Markdown("", elem_id="profile-status")
 
     def rows(st: SessionState, deleted: bool) -> list[list[Any]]:
-        if st.project_id is None:
-            return []
-        return profile_rows(
-            ctx.edit.profile(st.project_id, st.annotator, include_deleted=bool(deleted))
-        )
+        return profile_rows(ws.profile(ws.project(st.project_id).id, st.annotator, deleted))
 
     def refresh(
         st: SessionState, deleted: bool = False, request: gr.Request | None = None
     ) -> dict[Any, Any]:
         bind_user(st, request)
         try:
-            ctx.project(st.project_id)
             values = rows(st, deleted)
         except Exception as exc:
             return {table: [], status: user_message(exc)}
@@ -86,19 +81,16 @@ def build(ctx: AppContext, state: gr.State) -> dict[str, Any]:
         ) -> dict:
             bind_user(st, request)
             try:
-                project = ctx.project(st.project_id)
-                if pid is None:
-                    raise ValidationError("Click a preference in the table first.")
-                current = ctx.store.preferences.get(int(pid))
-                # One annotator never edits another's profile, even by typing an id.
-                if current.project_id != project.id or current.annotator != st.annotator:
-                    raise ValidationError("That preference belongs to another profile.")
                 values = dict(fields)
                 if "text" in values:
-                    if not body or not body.strip():
-                        raise ValidationError("A preference cannot be empty.")
-                    values["text"] = body.strip()
-                ctx.edit.update_preference(int(pid), **values)
+                    values["text"] = body or ""
+                # The workspace refuses another annotator's (or project's) preference.
+                ws.update_preference(
+                    ws.project(st.project_id).id,
+                    st.annotator,
+                    int(pid) if pid is not None else None,
+                    **values,
+                )
             except Exception as exc:
                 return {status: user_message(exc)}
             result = refresh(st, deleted)
@@ -120,10 +112,7 @@ def build(ctx: AppContext, state: gr.State) -> dict[str, Any]:
     ) -> dict[Any, Any]:
         bind_user(st, request)
         try:
-            project = ctx.project(st.project_id)
-            if not body or not body.strip():
-                raise ValidationError("Type the preference first, e.g. 'short sentences'.")
-            pref = ctx.edit.add_preference(project.id, st.annotator, body.strip(), pinned=True)
+            pref = ws.add_preference(ws.project(st.project_id).id, st.annotator, body)
         except Exception as exc:  # the text stays in the box
             return {status: user_message(exc)}
         result = refresh(st, deleted)

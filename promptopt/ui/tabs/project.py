@@ -4,27 +4,25 @@ inputs typed, pasted or imported from CSV, JSONL or TXT (with a preview and the 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
-from promptopt.generation import validate_template
-from promptopt.inputs_io import guess_format, parse_inputs_text
-from promptopt.projects import SAMPLES, create_project, load_sample
-from promptopt.storage.models import Project
 from promptopt.ui.context import MODEL_CHOICES, AppContext, user_message
 from promptopt.ui.formatting import escape_md, shorten
 from promptopt.ui.state import SessionState
+from promptopt.workspace import Project, ProjectForm, Workspace
 
 INPUT_HEADERS = ["id", "input", "source"]
 SPLIT_LINES = "one input per line"
 SPLIT_BLANK = "inputs separated by a blank line"
-IMPORT_CHUNK = 200
 
 
-def project_choices(ctx: AppContext) -> list[tuple[str, int]]:
-    return [(p.name, p.id) for p in ctx.store.projects.list()]
+def project_choices(ws: Workspace) -> list[tuple[str, int]]:
+    return [(p.name, p.id) for p in ws.projects()]
 
 
 def banner(ctx: AppContext, state: SessionState) -> str:
@@ -32,43 +30,62 @@ def banner(ctx: AppContext, state: SessionState) -> str:
     if state.project_id is None:
         return f"**No project open.** Open a sample or create a project · {who}"
     try:
-        project = ctx.project(state.project_id)
+        project = ctx.workspace.project(state.project_id)
     except Exception:
         return f"**No project open.** · {who}"
-    n_inputs = len(ctx.store.inputs.list(project.id))
+    n_inputs = len(ctx.workspace.inputs(project.id))
     return f"**Project:** {escape_md(project.name)} · {n_inputs} inputs · {who}"
 
 
-def _split_typed(text: str, mode: str) -> list[str]:
+def split_typed(text: str, mode: str) -> list[str]:
     if mode == SPLIT_BLANK:
         blocks = [b.strip() for b in text.replace("\r\n", "\n").split("\n\n")]
         return [b for b in blocks if b]
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
-def build(ctx: AppContext, state: gr.State, header: gr.Markdown) -> dict[str, Any]:
-    """Build the tab inside the current ``gr.Tab`` and wire its events."""
-    default_model = ctx.default_model()
-    with gr.Row(equal_height=True):
-        project_pick = gr.Dropdown(
-            label="Projects", choices=project_choices(ctx), value=None, scale=4
-        )
-        open_btn = gr.Button("Open", variant="primary", scale=1, elem_id="project-open")
-    if SAMPLES:
-        gr.Markdown("**Sample projects** (one click):")
-        with gr.Row():
-            sample_btns = [
-                gr.Button(
-                    f"Open sample: {desc.split(':', 1)[0]}",
-                    size="sm",
-                    elem_id=f"sample-{key}",
-                )
-                for key, desc in SAMPLES.items()
-            ]
-    else:
-        sample_btns = []
-    status = gr.Markdown("", elem_id="project-status")
+def form_of(nm: str, tk: str, tpl: str, gen: str, opt: str, api: str) -> ProjectForm:
+    def model(value: str | None) -> str | None:
+        return (value or "").strip() or None
 
+    return ProjectForm(nm, tk, tpl, model(gen), model(opt), (api or "").strip() or None)
+
+
+@dataclass
+class ProjectPage:
+    project_pick: gr.Dropdown
+    open_btn: gr.Button
+    sample_btns: dict[str, gr.Button]
+    status: gr.Markdown
+    name: gr.Textbox
+    task: gr.Textbox
+    template: gr.Textbox
+    generator: gr.Dropdown
+    optimizer: gr.Dropdown
+    api_base: gr.Textbox
+    create_btn: gr.Button
+    save_btn: gr.Button
+    delete_btn: gr.Button
+    confirm_row: gr.Row
+    confirm_text: gr.Markdown
+    confirm_btn: gr.Button
+    cancel_btn: gr.Button
+    typed: gr.Textbox
+    split: gr.Radio
+    add_btn: gr.Button
+    upload: gr.File
+    column: gr.Dropdown
+    problems: gr.Markdown
+    import_btn: gr.Button
+    preview: gr.Dataframe
+    inputs_table: gr.Dataframe
+
+    @property
+    def form(self) -> list[Any]:
+        return [self.name, self.task, self.template, self.generator, self.optimizer, self.api_base]
+
+
+def _settings_layout(default_model: str) -> dict[str, Any]:
     with gr.Group():
         name = gr.Textbox(label="Name", placeholder="My summarizer", elem_id="project-name")
         task = gr.Textbox(
@@ -99,15 +116,13 @@ def build(ctx: AppContext, state: gr.State, header: gr.Markdown) -> dict[str, An
             label="Base URL for an OpenAI-compatible server (optional; e.g. http://localhost:8000/v1)",
             placeholder="leave empty for the model's own provider",
         )
-    with gr.Row():
-        create_btn = gr.Button("Create new project", variant="primary", elem_id="project-create")
-        save_btn = gr.Button("Save changes (rename, task, prompt, models)")
-        delete_btn = gr.Button("Delete project…", variant="stop")
-    with gr.Row(visible=False) as confirm_row:
-        confirm_text = gr.Markdown("")
-        confirm_btn = gr.Button("Yes, delete it", variant="stop", elem_id="project-delete-confirm")
-        cancel_btn = gr.Button("Cancel")
+    return dict(
+        name=name, task=task, template=template, generator=generator, optimizer=optimizer,
+        api_base=api_base,
+    )  # fmt: skip
 
+
+def _inputs_layout() -> dict[str, Any]:
     gr.Markdown("### Inputs")
     with gr.Row():
         with gr.Column():
@@ -136,282 +151,302 @@ def build(ctx: AppContext, state: gr.State, header: gr.Markdown) -> dict[str, An
     inputs_table = gr.Dataframe(
         headers=INPUT_HEADERS, value=[], label="Inputs of this project", interactive=False
     )
+    return dict(
+        typed=typed, split=split, add_btn=add_btn, upload=upload, column=column,
+        problems=problems, import_btn=import_btn, preview=preview, inputs_table=inputs_table,
+    )  # fmt: skip
 
-    form = [name, task, template, generator, optimizer, api_base]
 
-    def fields(project: Project | None) -> dict[Any, Any]:
+def layout(ws: Workspace) -> ProjectPage:
+    with gr.Row(equal_height=True):
+        project_pick = gr.Dropdown(
+            label="Projects", choices=project_choices(ws), value=None, scale=4
+        )
+        open_btn = gr.Button("Open", variant="primary", scale=1, elem_id="project-open")
+    samples = ws.samples()
+    sample_btns: dict[str, gr.Button] = {}
+    if samples:
+        gr.Markdown("**Sample projects** (one click):")
+        with gr.Row():
+            for key, desc in samples.items():
+                sample_btns[key] = gr.Button(
+                    f"Open sample: {desc.split(':', 1)[0]}", size="sm", elem_id=f"sample-{key}"
+                )
+    status = gr.Markdown("", elem_id="project-status")
+    settings = _settings_layout(ws.default_model())
+    with gr.Row():
+        create_btn = gr.Button("Create new project", variant="primary", elem_id="project-create")
+        save_btn = gr.Button("Save changes (rename, task, prompt, models)")
+        delete_btn = gr.Button("Delete project…", variant="stop")
+    with gr.Row(visible=False) as confirm_row:
+        confirm_text = gr.Markdown("")
+        confirm_btn = gr.Button("Yes, delete it", variant="stop", elem_id="project-delete-confirm")
+        cancel_btn = gr.Button("Cancel")
+    inputs = _inputs_layout()
+    return ProjectPage(
+        project_pick=project_pick, open_btn=open_btn, sample_btns=sample_btns, status=status,
+        create_btn=create_btn, save_btn=save_btn, delete_btn=delete_btn, confirm_row=confirm_row,
+        confirm_text=confirm_text, confirm_btn=confirm_btn, cancel_btn=cancel_btn,
+        **settings, **inputs,
+    )  # fmt: skip
+
+
+class Handlers:
+    def __init__(
+        self, ctx: AppContext, state: gr.State, header: gr.Markdown, page: ProjectPage
+    ) -> None:
+        self.ctx, self.state, self.header, self.page = ctx, state, header, page
+        self.ws = ctx.workspace
+        self.default_model = self.ws.default_model()
+
+    @property
+    def outputs(self) -> list[Any]:
+        p = self.page
+        return [
+            self.state, p.status, self.header, p.project_pick, p.confirm_row, *p.form,
+            p.inputs_table,
+        ]  # fmt: skip
+
+    def inputs_rows(self, project_id: int) -> list[list[Any]]:
+        return [[i.id, shorten(i.text, 200), i.source or ""] for i in self.ws.inputs(project_id)]
+
+    def fields(self, project: Project | None) -> dict[Any, Any]:
+        p = self.page
         if project is None:
             return {
-                name: "",
-                task: "",
-                template: "",
-                generator: default_model,
-                optimizer: default_model,
-                api_base: "",
-                inputs_table: [],
-            }
-        inputs = ctx.store.inputs.list(project.id)
+                p.name: "", p.task: "", p.template: "", p.generator: self.default_model,
+                p.optimizer: self.default_model, p.api_base: "", p.inputs_table: [],
+            }  # fmt: skip
         return {
-            name: project.name,
-            task: project.task,
-            template: project.template,
-            generator: project.generator_model or default_model,
-            optimizer: project.optimizer_model or default_model,
-            api_base: (project.settings or {}).get("api_base") or "",
-            inputs_table: [[i.id, shorten(i.text, 200), i.source or ""] for i in inputs],
+            p.name: project.name,
+            p.task: project.task,
+            p.template: project.template,
+            p.generator: project.generator_model or self.default_model,
+            p.optimizer: project.optimizer_model or self.default_model,
+            p.api_base: (project.settings or {}).get("api_base") or "",
+            p.inputs_table: self.inputs_rows(project.id),
         }
 
-    def opened(st: SessionState, project: Project, message: str) -> dict[Any, Any]:
+    def opened(self, st: SessionState, project: Project, message: str) -> dict[Any, Any]:
+        p = self.page
         if st.project_id != project.id:
-            st.duel, st.duel_complete, st.draft, st.draft_output = None, False, None, None
-            ctx.pairs.discard(st.session_id)
+            st.reset_work()
+            self.ws.forget_pairs(st.session_id)
         st.project_id = project.id
         # The Compare tab says why when this fails; the project itself is fine.
         with contextlib.suppress(Exception):
-            ctx.compare.ensure_pool(project.id)
+            self.ws.ensure_pool(project.id)
         return {
-            state: st,
-            status: message,
-            header: banner(ctx, st),
-            project_pick: gr.update(choices=project_choices(ctx), value=project.id),
-            confirm_row: gr.update(visible=False),
-            **fields(project),
+            self.state: st,
+            p.status: message,
+            self.header: banner(self.ctx, st),
+            p.project_pick: gr.update(choices=project_choices(self.ws), value=project.id),
+            p.confirm_row: gr.update(visible=False),
+            **self.fields(project),
         }
 
-    outputs = [state, status, header, project_pick, confirm_row, *form, inputs_table]
-
-    def on_open(st: SessionState, project_id: int | None) -> dict[Any, Any]:
+    def open(self, st: SessionState, project_id: int | None) -> dict[Any, Any]:
         if project_id is None:
-            return {status: "Pick a project in the list first, or open a sample."}
+            return {self.page.status: "Pick a project in the list first, or open a sample."}
         try:
-            project = ctx.store.projects.get(int(project_id))
+            project = self.ws.project(int(project_id))
         except Exception as exc:
-            return {status: user_message(exc)}
-        return opened(st, project, f"Opened **{escape_md(project.name)}**.")
+            return {self.page.status: user_message(exc)}
+        return self.opened(st, project, f"Opened **{escape_md(project.name)}**.")
 
-    open_btn.click(on_open, [state, project_pick], outputs, api_name="open_project")
-
-    def on_sample(key: str) -> Any:
+    def sample(self, key: str) -> Callable[[SessionState], dict[Any, Any]]:
         def handler(st: SessionState) -> dict[Any, Any]:
             try:
-                project = load_sample(ctx.store, key)
+                project = self.ws.open_sample(key)
             except Exception as exc:
-                return {status: user_message(exc)}
-            ctx.embed_inputs_later(project.id)
-            return opened(st, project, f"Opened the sample **{escape_md(project.name)}**.")
+                return {self.page.status: user_message(exc)}
+            return self.opened(st, project, f"Opened the sample **{escape_md(project.name)}**.")
 
         return handler
 
-    for key, btn in zip(SAMPLES, sample_btns, strict=True):
-        btn.click(on_sample(key), [state], outputs, api_name=f"open_sample_{key.replace('-', '_')}")
-
-    def settings_of(api: str) -> dict[str, Any]:
-        return {"api_base": api.strip()} if api and api.strip() else {}
-
-    def model_of(value: str | None) -> str | None:
-        value = (value or "").strip()
-        return value or None
-
-    def on_create(
-        st: SessionState, nm: str, tk: str, tpl: str, gen: str, opt: str, api: str
+    def create(
+        self, st: SessionState, nm: str, tk: str, tpl: str, gen: str, opt: str, api: str
     ) -> dict[Any, Any]:
         try:
-            project = create_project(
-                ctx.store,
-                nm,
-                tpl,
-                task=tk,
-                generator_model=model_of(gen),
-                optimizer_model=model_of(opt),
-                settings=settings_of(api),
-            )
+            project = self.ws.create_project(form_of(nm, tk, tpl, gen, opt, api))
         except Exception as exc:  # the form keeps everything the user typed
-            return {status: user_message(exc)}
-        return opened(st, project, f"Created **{escape_md(project.name)}**. Now add inputs.")
+            return {self.page.status: user_message(exc)}
+        return self.opened(st, project, f"Created **{escape_md(project.name)}**. Now add inputs.")
 
-    create_btn.click(on_create, [state, *form], outputs, api_name="create_project")
-
-    def on_save(
-        st: SessionState, nm: str, tk: str, tpl: str, gen: str, opt: str, api: str
+    def save(
+        self, st: SessionState, nm: str, tk: str, tpl: str, gen: str, opt: str, api: str
     ) -> dict[Any, Any]:
         try:
-            project = ctx.project(st.project_id)
-            validate_template(tpl)
-            settings = {**(project.settings or {}), **settings_of(api)}
-            if not api.strip():
-                settings.pop("api_base", None)
-            updates: dict[str, Any] = {
-                "name": nm,
-                "task": tk,
-                "generator_model": model_of(gen),
-                "optimizer_model": model_of(opt),
-                "settings": settings,
-            }
-            if tpl != project.template:
-                # A changed base prompt joins the pool as a candidate and becomes the project's.
-                prompt = ctx.compare.add_candidate(project.id, tpl, origin="user")
-                updates.update(template=tpl, prompt_id=prompt.id)
-                ctx.pairs.discard(st.session_id)
-            project = ctx.store.projects.update(project.id, **updates)
+            project, pool_changed = self.ws.save_project(
+                self.ws.project(st.project_id).id, form_of(nm, tk, tpl, gen, opt, api)
+            )
         except Exception as exc:
-            return {status: user_message(exc)}
-        return opened(st, project, "Saved.")
+            return {self.page.status: user_message(exc)}
+        if pool_changed:
+            self.ws.forget_pairs(st.session_id)
+        return self.opened(st, project, "Saved.")
 
-    save_btn.click(on_save, [state, *form], outputs, api_name="save_project")
-
-    def on_delete(st: SessionState) -> dict[Any, Any]:
+    def ask_delete(self, st: SessionState) -> dict[Any, Any]:
+        p = self.page
         try:
-            project = ctx.project(st.project_id)
+            project, votes, edits = self.ws.deletion_summary(self.ws.project(st.project_id).id)
         except Exception as exc:
-            return {status: user_message(exc)}
-        votes = ctx.store.comparisons.count(project.id)
-        edits = len(ctx.store.edits.list(project.id))
+            return {p.status: user_message(exc)}
         return {
-            confirm_row: gr.update(visible=True),
-            confirm_text: (
+            p.confirm_row: gr.update(visible=True),
+            p.confirm_text: (
                 f"Delete **{escape_md(project.name)}** with its {votes} votes and {edits} edits? "
                 "This cannot be undone."
             ),
         }
 
-    delete_btn.click(on_delete, [state], [confirm_row, confirm_text, status])
-
-    def on_confirm(st: SessionState) -> dict[Any, Any]:
+    def confirm_delete(self, st: SessionState) -> dict[Any, Any]:
+        p = self.page
         try:
-            project = ctx.project(st.project_id)
-            ctx.store.projects.delete(project.id)
+            project = self.ws.delete_project(self.ws.project(st.project_id).id)
         except Exception as exc:
-            return {status: user_message(exc), confirm_row: gr.update(visible=False)}
-        st.project_id, st.duel, st.draft = None, None, None
-        ctx.pairs.discard(st.session_id)
+            return {p.status: user_message(exc), p.confirm_row: gr.update(visible=False)}
+        st.project_id = None
+        st.reset_work()
+        self.ws.forget_pairs(st.session_id)
         return {
-            state: st,
-            status: f"Deleted **{escape_md(project.name)}**.",
-            header: banner(ctx, st),
-            project_pick: gr.update(choices=project_choices(ctx), value=None),
-            confirm_row: gr.update(visible=False),
-            **fields(None),
+            self.state: st,
+            p.status: f"Deleted **{escape_md(project.name)}**.",
+            self.header: banner(self.ctx, st),
+            p.project_pick: gr.update(choices=project_choices(self.ws), value=None),
+            p.confirm_row: gr.update(visible=False),
+            **self.fields(None),
         }
 
-    confirm_btn.click(on_confirm, [state], outputs, api_name="delete_project")
-    cancel_btn.click(lambda: gr.update(visible=False), None, confirm_row)
-
-    # -- inputs ---------------------------------------------------------------------------------
-    def on_add(st: SessionState, text: str, mode: str) -> dict[Any, Any]:
-        try:
-            project = ctx.project(st.project_id)
-            texts = _split_typed(text or "", mode)
-            if not texts:
-                return {status: "Type or paste at least one input first."}
-            ids = ctx.store.inputs.add_many(project.id, texts, source="typed")
-        except Exception as exc:
-            return {status: user_message(exc)}
-        ctx.embed_inputs_later(project.id)
+    def refresh(self, st: SessionState) -> dict[Any, Any]:
+        project = None
+        if st.project_id is not None:
+            try:
+                project = self.ws.project(st.project_id)
+            except Exception:
+                project = None
         return {
-            status: f"Added {len(ids)} inputs.",
-            typed: "",
-            header: banner(ctx, st),
-            inputs_table: fields(project)[inputs_table],
+            self.page.project_pick: gr.update(
+                choices=project_choices(self.ws), value=project.id if project else None
+            ),
+            **self.fields(project),
         }
 
-    add_btn.click(
-        on_add,
-        [state, typed, split],
-        [status, typed, header, inputs_table],
-        api_name="add_inputs",
-    )
 
-    def parse_upload(path: str | None, col: str | None) -> tuple[Any, str]:
-        if not path:
-            return None, ""
-        raw = Path(path).read_text(encoding="utf-8")
-        fmt = guess_format(path)
-        return parse_inputs_text(raw, fmt, col or None), fmt
+class InputHandlers:
+    def __init__(self, projects: Handlers) -> None:
+        self.projects = projects
+        self.ws, self.page, self.header = projects.ws, projects.page, projects.header
 
-    def on_upload(path: str | None, col: str | None = None) -> dict[Any, Any]:
+    def add(self, st: SessionState, text: str, mode: str) -> dict[Any, Any]:
+        p = self.page
+        try:
+            project = self.ws.project(st.project_id)
+            added = self.ws.add_inputs(project.id, split_typed(text or "", mode), source="typed")
+        except Exception as exc:
+            return {p.status: user_message(exc)}
+        return {
+            p.status: f"Added {added} inputs.",
+            p.typed: "",
+            self.header: banner(self.projects.ctx, st),
+            p.inputs_table: self.projects.inputs_rows(project.id),
+        }
+
+    def upload(self, path: str | None, col: str | None = None) -> dict[Any, Any]:
+        p = self.page
         if not path:
             return {
-                column: gr.update(visible=False, choices=[], value=None),
-                preview: gr.update(visible=False, value=[]),
-                problems: "",
-                import_btn: gr.update(interactive=False),
+                p.column: gr.update(visible=False, choices=[], value=None),
+                p.preview: gr.update(visible=False, value=[]),
+                p.problems: "",
+                p.import_btn: gr.update(interactive=False),
             }
         try:
-            result, fmt = parse_upload(path, col)
+            result, fmt = self.ws.parse_inputs(path, col)
         except UnicodeDecodeError:
-            return {problems: "This file is not UTF-8 text; save it as UTF-8 and upload it again."}
+            return {
+                p.problems: "This file is not UTF-8 text; save it as UTF-8 and upload it again."
+            }
         except Exception as exc:
-            return {problems: user_message(exc), import_btn: gr.update(interactive=False)}
+            return {p.problems: user_message(exc), p.import_btn: gr.update(interactive=False)}
         lines = [f"**{len(result.texts)} inputs** read from this {fmt.upper()} file."]
         if result.problems:
             lines.append(f"{len(result.problems)} rows skipped:")
-            lines += [f"- {escape_md(p)}" for p in result.problems[:20]]
+            lines += [f"- {escape_md(q)}" for q in result.problems[:20]]
             if len(result.problems) > 20:
                 lines.append(f"- … and {len(result.problems) - 20} more")
         return {
-            column: gr.update(
+            p.column: gr.update(
                 visible=bool(result.columns), choices=result.columns, value=result.column
             ),
-            preview: gr.update(visible=True, value=[[shorten(t, 200)] for t in result.texts[:10]]),
-            problems: "\n".join(lines),
-            import_btn: gr.update(interactive=bool(result.texts)),
+            p.preview: gr.update(
+                visible=True, value=[[shorten(t, 200)] for t in result.texts[:10]]
+            ),
+            p.problems: "\n".join(lines),
+            p.import_btn: gr.update(interactive=bool(result.texts)),
         }
 
-    upload_outputs = [column, preview, problems, import_btn]
-    upload.change(lambda p: on_upload(p, None), [upload], upload_outputs)
-    column.input(on_upload, [upload, column], upload_outputs)
-
-    def on_import(
+    def import_file(
+        self,
         st: SessionState,
         path: str | None,
         col: str | None,
         progress: gr.Progress = gr.Progress(),  # noqa: B008
     ) -> dict[Any, Any]:
+        p = self.page
         try:
-            project = ctx.project(st.project_id)
-            result, _ = parse_upload(path, col)
-            if result is None or not result.texts:
-                return {status: "Upload a file with at least one good row first."}
-            source = Path(path or "file").name
-            total = len(result.texts)
-            added = 0
-            for start in range(0, total, IMPORT_CHUNK):
-                progress(start / total, desc=f"Importing inputs {start}/{total}")
-                added += len(
-                    ctx.store.inputs.add_many(
-                        project.id, result.texts[start : start + IMPORT_CHUNK], source=source
-                    )
-                )
+            project = self.ws.project(st.project_id)
+            if not path:
+                return {p.status: "Upload a file with at least one good row first."}
+            result, _ = self.ws.parse_inputs(path, col)
+            source = Path(path).name
+            added = self.ws.import_inputs(
+                project.id,
+                result.texts,
+                source,
+                progress=lambda frac, desc: progress(frac, desc=desc),
+            )
         except Exception as exc:
-            return {status: user_message(exc)}
-        ctx.embed_inputs_later(project.id)
+            return {p.status: user_message(exc)}
         skipped = f" ({len(result.problems)} bad rows skipped)" if result.problems else ""
         return {
-            status: f"Imported {added} inputs from {escape_md(source)}{skipped}.",
-            header: banner(ctx, st),
-            inputs_table: fields(project)[inputs_table],
+            p.status: f"Imported {added} inputs from {escape_md(source)}{skipped}.",
+            self.header: banner(self.projects.ctx, st),
+            p.inputs_table: self.projects.inputs_rows(project.id),
         }
 
-    import_btn.click(
-        on_import, [state, upload, column], [status, header, inputs_table], api_name="import_inputs"
-    )
 
-    def refresh(st: SessionState) -> dict[Any, Any]:
-        project = None
-        if st.project_id is not None:
-            try:
-                project = ctx.project(st.project_id)
-            except Exception:
-                project = None
-        return {
-            project_pick: gr.update(
-                choices=project_choices(ctx), value=project.id if project else None
-            ),
-            **fields(project),
-        }
+def wire(h: Handlers) -> None:
+    p, state, outputs = h.page, h.state, h.outputs
+    p.open_btn.click(h.open, [state, p.project_pick], outputs, api_name="open_project")
+    for key, btn in p.sample_btns.items():
+        btn.click(h.sample(key), [state], outputs, api_name=f"open_sample_{key.replace('-', '_')}")
+    p.create_btn.click(h.create, [state, *p.form], outputs, api_name="create_project")
+    p.save_btn.click(h.save, [state, *p.form], outputs, api_name="save_project")
+    p.delete_btn.click(h.ask_delete, [state], [p.confirm_row, p.confirm_text, p.status])
+    p.confirm_btn.click(h.confirm_delete, [state], outputs, api_name="delete_project")
+    p.cancel_btn.click(lambda: gr.update(visible=False), None, p.confirm_row)
+    i = InputHandlers(h)
+    p.add_btn.click(
+        i.add, [state, p.typed, p.split], [p.status, p.typed, h.header, p.inputs_table],
+        api_name="add_inputs",
+    )  # fmt: skip
+    upload_outputs = [p.column, p.preview, p.problems, p.import_btn]
+    p.upload.change(lambda path: i.upload(path, None), [p.upload], upload_outputs)
+    p.column.input(i.upload, [p.upload, p.column], upload_outputs)
+    p.import_btn.click(
+        i.import_file, [state, p.upload, p.column], [p.status, h.header, p.inputs_table],
+        api_name="import_inputs",
+    )  # fmt: skip
 
+
+def build(ctx: AppContext, state: gr.State, header: gr.Markdown) -> dict[str, Any]:
+    """Build the tab inside the current ``gr.Tab`` and wire its events."""
+    page = layout(ctx.workspace)
+    handlers = Handlers(ctx, state, header, page)
+    wire(handlers)
     return {
-        "refresh": refresh,
-        "refresh_outputs": [project_pick, *form, inputs_table],
-        "status": status,
+        "refresh": handlers.refresh,
+        "refresh_outputs": [page.project_pick, *page.form, page.inputs_table],
+        "status": page.status,
     }

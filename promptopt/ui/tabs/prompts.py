@@ -8,7 +8,6 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
-from promptopt.storage import ValidationError
 from promptopt.ui.context import AppContext, user_message
 from promptopt.ui.formatting import LEADERBOARD_HEADERS, escape_md, leaderboard_rows
 from promptopt.ui.state import SessionState, bind_user
@@ -29,6 +28,7 @@ def effort_frame(curve: list[int]) -> pd.DataFrame:
 
 
 def build(ctx: AppContext, state: gr.State) -> dict[str, Any]:
+    ws = ctx.workspace
     best = gr.Markdown("", elem_id="prompts-best")
     table = gr.Dataframe(
         headers=LEADERBOARD_HEADERS,
@@ -76,17 +76,13 @@ def build(ctx: AppContext, state: gr.State) -> dict[str, Any]:
     def refresh(st: SessionState, request: gr.Request | None = None) -> dict[Any, Any]:
         bind_user(st, request)
         try:
-            project = ctx.project(st.project_id)
-            compare = ctx.compare
-            rows = compare.leaderboard(project.id, st.annotator)
-            report = compare.best(project.id, st.annotator)
-            history = compare.utility_history(project.id, st.annotator)
+            project = ws.project(st.project_id)
+            rows = ws.leaderboard(project.id, st.annotator)
+            report = ws.best(project.id, st.annotator)
+            history = ws.utility_history(project.id, st.annotator)
+            curve = ws.effort_curve(project.id, st.annotator)
         except Exception as exc:
             return {status: user_message(exc), table: []}
-        try:
-            curve = ctx.edit.effort_curve(project.id, st.annotator)
-        except Exception:
-            curve = []  # the Edit engine missing only empties its plot
         if report is None:
             best_md = "No best prompt yet: vote on a few pairs in the Compare tab."
         else:
@@ -114,11 +110,10 @@ def build(ctx: AppContext, state: gr.State) -> dict[str, Any]:
     def on_add(st: SessionState, text: str, request: gr.Request | None = None) -> dict[Any, Any]:
         bind_user(st, request)
         try:
-            project = ctx.project(st.project_id)
-            prompt = ctx.compare.add_candidate(project.id, text, origin="user")
+            prompt = ws.add_candidate(ws.project(st.project_id).id, text)
         except Exception as exc:  # the text stays in the box
             return {status: user_message(exc)}
-        ctx.pairs.discard(st.session_id)
+        ws.forget_pairs(st.session_id)
         result = refresh(st)
         result.update({status: f"Added as prompt #{prompt.id}.", own: ""})
         return result
@@ -133,9 +128,9 @@ def build(ctx: AppContext, state: gr.State) -> dict[str, Any]:
     ) -> dict[Any, Any]:
         bind_user(st, request)
         try:
-            project = ctx.project(st.project_id)
+            project = ws.project(st.project_id)
             progress(0.0, desc="Asking the optimizer model for new prompts")
-            made = ctx.compare.propose(
+            made = ws.propose(
                 project.id,
                 st.annotator,
                 n=int(n),
@@ -145,7 +140,7 @@ def build(ctx: AppContext, state: gr.State) -> dict[str, Any]:
             result = refresh(st)
             result[status] = f"⚠ {user_message(exc)} Press Propose again to retry."
             return result
-        ctx.pairs.discard(st.session_id)
+        ws.forget_pairs(st.session_id)
         result = refresh(st)
         result[status] = f"Added {len(made)} new candidate(s): " + ", ".join(
             f"#{p.id}" for p in made
@@ -156,13 +151,7 @@ def build(ctx: AppContext, state: gr.State) -> dict[str, Any]:
 
     def on_promote(st: SessionState, pid: float | None) -> dict[Any, Any]:
         try:
-            project = ctx.project(st.project_id)
-            if not pid or pid < 1:  # an empty Number box reads as 0
-                raise ValidationError("Click a row of the leaderboard (or type a prompt id) first.")
-            prompt = ctx.store.prompts.get(int(pid))
-            if prompt.project_id != project.id:
-                raise ValidationError(f"Prompt #{int(pid)} belongs to another project.")
-            ctx.store.projects.update(project.id, prompt_id=prompt.id)
+            prompt = ws.promote(ws.project(st.project_id).id, int(pid) if pid else None)
         except Exception as exc:
             return {status: user_message(exc)}
         result = refresh(st)

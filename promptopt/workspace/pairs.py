@@ -1,0 +1,236 @@
+"""The pair pipeline: duels for the Compare screen, generated ahead of the reader.
+
+Each session (one browser tab) has one daemon worker that runs its jobs in order: the pair to
+show, then the pair the engine reserved to follow it (``CompareService.vote`` returns both from
+one refit). The worker streams both outputs of a pair into a ``PendingPair`` with one
+``generate_many`` call (the local model decodes them as one batch); the page polls it, so a pair
+that is not finished yet still appears token by token. A session that leaves its screen
+``pause``s: queued work is dropped and a reservation being generated stops at its next token,
+so the machine serves the screen the user is on.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from promptopt.compare.service import CompareService, Duel
+from promptopt.generation import GenerationSettings, generate_many
+from promptopt.llm import LLMClient
+
+POLL_S = 0.03
+CANCELLED = "Generation stopped: the screen was left."
+
+log = logging.getLogger("promptopt.workspace")
+
+
+@dataclass
+class PendingPair:
+    project_id: int
+    annotator: str
+    duel: Duel | None = None
+    left: list[str] = field(default_factory=list)
+    right: list[str] = field(default_factory=list)
+    error: str | None = None
+    chosen: threading.Event = field(default_factory=threading.Event)  # duel is known
+    done: threading.Event = field(default_factory=threading.Event)
+    cancelled: threading.Event = field(default_factory=threading.Event)
+    started: float = field(default_factory=time.perf_counter)
+
+    def texts(self) -> tuple[str, str]:
+        return "".join(self.left), "".join(self.right)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return self.done.wait(timeout)
+
+    def usable(self) -> bool:
+        """Finished well or still running (a failed or stopped pair is made again)."""
+        return self.error is None and not self.cancelled.is_set()
+
+
+class SessionWorker:
+    """One daemon thread running a session's jobs in order.
+
+    Not a ThreadPoolExecutor: the interpreter joins those at exit, so stopping the server would
+    wait for a generation in progress (minutes with a slow local model). A daemon worker simply
+    ends with the process; an abandoned generation is only a cache entry lost."""
+
+    def __init__(self) -> None:
+        self._jobs: queue.Queue[Callable[[], None] | None] = queue.Queue()
+        threading.Thread(target=self._run, daemon=True, name="promptopt-pair").start()
+
+    def submit(self, fn: Callable[..., None], *args: Any) -> None:
+        self._jobs.put(lambda: fn(*args))
+
+    def clear(self) -> None:
+        with self._jobs.mutex:
+            self._jobs.queue.clear()
+
+    def shutdown(self) -> None:
+        self.clear()
+        self._jobs.put(None)
+
+    def _run(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            try:
+                job()
+            except Exception:  # a job reports its own errors; the worker must outlive them
+                log.exception("pair job failed")
+
+
+@dataclass
+class _Session:
+    worker: SessionWorker
+    # Pairs made ahead, by duel id: the reservation, and the pair on screen while it streams.
+    made: dict[str, PendingPair] = field(default_factory=dict)
+    paused: bool = False
+
+
+class PairPipeline:
+    """Per-session workers that make duels. ``describe_error`` turns an exception into text."""
+
+    def __init__(
+        self,
+        compare: CompareService,
+        client: LLMClient,
+        settings_for: Callable[[int], GenerationSettings],
+        describe_error: Callable[[BaseException], str],
+        max_sessions: int = 256,
+    ) -> None:
+        self.compare = compare
+        self.client = client
+        self._settings_for = settings_for
+        self._describe = describe_error
+        self._sessions: dict[str, _Session] = {}
+        self._lock = threading.Lock()
+        self.max_sessions = max_sessions
+
+    def _session(self, session_id: str) -> _Session:
+        with self._lock:
+            session = self._sessions.get(session_id)
+            if session is None:
+                if len(self._sessions) >= self.max_sessions:
+                    # Sessions whose page closed without the unload event: drop the oldest.
+                    oldest = next(iter(self._sessions))
+                    self._sessions.pop(oldest).worker.shutdown()
+                session = _Session(SessionWorker())
+                self._sessions[session_id] = session
+            return session
+
+    def show(
+        self, session_id: str, project_id: int, annotator: str, duel: Duel | None = None
+    ) -> PendingPair:
+        """The pair to put on screen: ``duel``'s outputs (made ahead when it was reserved, else
+        generated now), or, without a duel, the engine's current one."""
+        session = self._session(session_id)
+        session.paused = False
+        if duel is not None:
+            ahead = session.made.get(duel.id)
+            if ahead is not None and ahead.usable():
+                return ahead
+        pending = PendingPair(project_id, annotator, duel=duel)
+        if duel is not None:
+            session.made = {duel.id: pending}
+        else:
+            session.made = {}
+        session.worker.submit(self._produce, pending)
+        return pending
+
+    def regenerate(self, session_id: str, duel: Duel, annotator: str) -> PendingPair:
+        """Generate ``duel``'s outputs again (Retry after a failure)."""
+        self._session(session_id).made.pop(duel.id, None)
+        return self.show(session_id, duel.project_id, annotator, duel)
+
+    def reserve(self, session_id: str, duel: Duel, annotator: str) -> None:
+        """Generate a reserved duel while the user reads the one on screen (not when paused)."""
+        session = self._session(session_id)
+        if session.paused or duel.id in session.made:
+            return
+        pending = PendingPair(duel.project_id, annotator, duel=duel)
+        pending.chosen.set()
+        # Keep the pair on screen (it may still stream) and this reservation; drop older ones.
+        keep = {k: v for k, v in session.made.items() if not v.done.is_set()}
+        session.made = {**keep, duel.id: pending}
+        session.worker.submit(self._produce, pending)
+
+    def pause(self, session_id: str) -> None:
+        """The session left the Compare screen: drop queued work, stop reservations."""
+        with self._lock:
+            session = self._sessions.get(session_id)
+        if session is None:
+            return
+        session.paused = True
+        session.worker.clear()
+        for pending in session.made.values():
+            if not pending.done.is_set():
+                pending.cancelled.set()
+        session.made = {}
+
+    def resume(self, session_id: str) -> None:
+        self._session(session_id).paused = False
+
+    def paused(self, session_id: str) -> bool:
+        with self._lock:
+            session = self._sessions.get(session_id)
+        return session is not None and session.paused
+
+    def discard(self, session_id: str) -> None:
+        """Forget pairs made ahead (the project, the annotator or the pool changed)."""
+        with self._lock:
+            session = self._sessions.get(session_id)
+        if session is not None:
+            session.made = {}
+
+    def drop(self, session_id: str) -> None:
+        with self._lock:
+            session = self._sessions.pop(session_id, None)
+        if session is not None:
+            for pending in session.made.values():
+                pending.cancelled.set()
+            session.worker.shutdown()
+
+    def _produce(self, pending: PendingPair) -> None:
+        try:
+            if pending.cancelled.is_set():
+                pending.error = CANCELLED
+                return
+            if pending.duel is None:
+                pending.duel = self.compare.next_duel(pending.project_id, pending.annotator)
+            pending.chosen.set()
+            self._generate(pending, pending.duel)
+        except Exception as exc:  # shown on the page with a Retry button
+            pending.error = self._describe(exc)
+        finally:
+            pending.chosen.set()
+            pending.done.set()
+
+    def _generate(self, pending: PendingPair, duel: Duel) -> None:
+        settings = self._settings_for(pending.project_id)
+        first, second = (duel.prompt_a, duel.prompt_b)
+        if duel.left != "a":
+            first, second = second, first
+        responses = generate_many(
+            self.client,
+            [(first.text, duel.input.text), (second.text, duel.input.text)],
+            settings,
+            project_id=pending.project_id,
+            purpose="compare",
+        )
+        for response, parts in zip(responses, (pending.left, pending.right), strict=True):
+            parts.clear()
+            for delta in response:
+                if pending.cancelled.is_set():
+                    pending.error = CANCELLED
+                    return
+                parts.append(delta)
+            response.completion()  # logs the call
+        left, right = pending.texts()
+        duel.output_a, duel.output_b = (left, right) if duel.left == "a" else (right, left)
