@@ -21,7 +21,7 @@ COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
     (("export",), "promptopt.export.cli", "export a project's learned prompt"),
     (("votes", "export"), "promptopt.export.cli", "export all comparisons and edits"),
     (("bench", "services"), "promptopt.bench_services", "benchmark the LLM, embedder and FAISS"),
-    (("bench", "compare"), "promptopt.compare.bench", "benchmark the Compare engine"),
+    (("bench", "compare"), "promptopt.compare.bench_cli", "benchmark the Compare engine"),
     (("bench", "edit"), "promptopt.edit.bench", "benchmark the Edit engine"),
     (("db", "path"), "promptopt.cli_basic", "print the database path"),
     (("db", "metadata"), "promptopt.cli_basic", "print or write Datasette metadata (labels)"),

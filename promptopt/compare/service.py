@@ -38,6 +38,10 @@ ENGINE = "compare"
 DUPLICATE_COSINE = 0.985
 STOP_CONFIDENCE = 0.95
 MIN_VOTES_TO_STOP = 10
+# The saved engine state is a warm start and the utility history, not the votes (those are
+# comparisons, committed one by one): storing it with every fifth vote keeps a vote to one small
+# commit, and a restart refits from all stored comparisons, so nothing is lost.
+SAVE_EVERY = 5
 
 
 @dataclass
@@ -100,7 +104,8 @@ class _Session:
     pending_duel: Duel | None = None  # a queued duel promoted by the vote: shown next, as is
     history: list[tuple[int, float]] = field(default_factory=list)
     stale: bool = False
-    unsaved: bool = False  # the fit is newer than the stored engine state
+    unsaved: int = 0  # votes fitted since the engine state was last stored
+    inputs: list[Input] | None = None  # the project's inputs as last read (see _duel_inputs)
 
     def index(self) -> dict[int, int]:
         return {p.id: k for k, p in enumerate(self.prompts)}
@@ -248,7 +253,7 @@ class CompareService:
         self.refits += 1
 
     def _save(self, project_id: int, annotator: str, session: _Session) -> None:
-        session.unsaved = False
+        session.unsaved = 0
         state: dict[str, object] = {
             "strategy": self.strategy_name,
             "votes": len(session.votes),
@@ -290,13 +295,17 @@ class CompareService:
             session.queued = (after.id, duel)
             return duel
 
-    def _duel_inputs(self, project_id: int, session: _Session) -> list[Input]:
+    def _duel_inputs(self, project_id: int, session: _Session, fresh: bool = True) -> list[Input]:
+        """The inputs to rotate over: read afresh when a screen asks for a duel, reused on the
+        vote path (``inputs_changed`` drops them when the application adds inputs)."""
         if len(session.prompts) < 2:
             raise ValidationError(
                 "Comparing needs at least two prompts. Add a prompt of your own or let the "
                 "engine propose candidates."
             )
-        inputs = self.store.inputs.list(project_id)
+        if fresh or session.inputs is None:
+            session.inputs = self.store.inputs.list(project_id)
+        inputs = session.inputs
         if not inputs:
             raise ValidationError(
                 "This project has no inputs yet. Import or type a few inputs to compare on."
@@ -395,7 +404,7 @@ class CompareService:
                     comment=comment,
                     meta={"duel_id": duel.id, "strategy": self.strategy_name},
                 )
-                if session is not None and session.unsaved and not session.stale:
+                if session is not None and session.unsaved >= SAVE_EVERY and not session.stale:
                     self._save(duel.project_id, annotator, session)
             try:
                 return self._learn(duel, comparison, annotator)
@@ -421,7 +430,7 @@ class CompareService:
                     index[duel.prompt_a.id], index[duel.prompt_b.id], comparison.verdict
                 )
             self._refit(session)
-        session.unsaved = True
+        session.unsaved += 1
         best = session.strategy.best()
         if best is not None:
             utility = float(session.strategy.utilities()[0][best])
@@ -443,7 +452,7 @@ class CompareService:
         following: Duel | None = None
         reserved: Duel | None = None
         try:
-            inputs = self._duel_inputs(project_id, session)
+            inputs = self._duel_inputs(project_id, session, fresh=False)
         except ValidationError:
             inputs = []
         if inputs:
@@ -528,6 +537,13 @@ class CompareService:
             suggest_stop=suggest,
             message=message,
         )
+
+    def inputs_changed(self, project_id: int) -> None:
+        """Inputs were added or removed: the next duel reads them again."""
+        with self._guard:
+            sessions = [s for (pid, _), s in list(self._sessions.items()) if pid == project_id]
+        for session in sessions:
+            session.inputs = None
 
     def vote_count(self, project_id: int, annotator: str) -> int:
         """Votes (skips included) this annotator cast on the current pool."""

@@ -181,6 +181,7 @@ class Workspace:
         if not texts:
             raise ValidationError("Type or paste at least one input first.")
         added = len(self.store.inputs.add_many(project_id, texts, source=source))
+        self.compare.inputs_changed(project_id)
         self.embed_inputs_later(project_id)
         return added
 
@@ -207,6 +208,7 @@ class Workspace:
                 progress(start / len(texts), f"Importing inputs {start}/{len(texts)}")
             chunk = texts[start : start + IMPORT_CHUNK]
             added += len(self.store.inputs.add_many(project_id, chunk, source=source))
+        self.compare.inputs_changed(project_id)
         self.embed_inputs_later(project_id)
         return added
 

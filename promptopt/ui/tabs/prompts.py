@@ -11,6 +11,7 @@ import pandas as pd
 from promptopt.ui.context import AppContext, user_message
 from promptopt.ui.formatting import LEADERBOARD_HEADERS, escape_md, leaderboard_rows
 from promptopt.ui.state import SessionState, bind_user
+from promptopt.workspace import BestReport
 
 
 def utility_frame(history: list[tuple[int, float]]) -> pd.DataFrame:
@@ -25,6 +26,39 @@ def effort_frame(curve: list[int]) -> pd.DataFrame:
         {"round": list(range(1, len(curve) + 1)), "edit distance": list(curve)},
         columns=["round", "edit distance"],
     )
+
+
+def best_text(report: BestReport | None) -> str:
+    if report is None:
+        return "No best prompt yet: vote on a few pairs in the Compare tab."
+    return (
+        f"**Best so far:** prompt #{report.prompt.id}, confidence "
+        f"{report.confidence:.0%} after {report.votes} votes. {escape_md(report.message)}"
+    )
+
+
+def selected_prompt_id(evt: gr.SelectData) -> Any:
+    row = evt.row_value or []
+    return int(row[1]) if len(row) > 1 else gr.update()
+
+
+def plots() -> tuple[gr.LinePlot, gr.LinePlot]:
+    with gr.Row():
+        utility_plot = gr.LinePlot(
+            utility_frame([]),
+            x="votes",
+            y="utility",
+            title="Best prompt's estimated utility over votes",
+            height=260,
+        )
+        effort_plot = gr.LinePlot(
+            effort_frame([]),
+            x="round",
+            y="edit distance",
+            title="Your edit distance per round (words)",
+            height=260,
+        )
+    return utility_plot, effort_plot
 
 
 def build(ctx: AppContext, state: gr.State) -> dict[str, Any]:
@@ -57,21 +91,7 @@ def build(ctx: AppContext, state: gr.State) -> dict[str, Any]:
             "Propose new prompts", variant="primary", scale=1, elem_id="prompts-propose"
         )
     status = gr.Markdown("", elem_id="prompts-status")
-    with gr.Row():
-        utility_plot = gr.LinePlot(
-            utility_frame([]),
-            x="votes",
-            y="utility",
-            title="Best prompt's estimated utility over votes",
-            height=260,
-        )
-        effort_plot = gr.LinePlot(
-            effort_frame([]),
-            x="round",
-            y="edit distance",
-            title="Your edit distance per round (words)",
-            height=260,
-        )
+    utility_plot, effort_plot = plots()
 
     def refresh(st: SessionState, request: gr.Request | None = None) -> dict[Any, Any]:
         bind_user(st, request)
@@ -83,15 +103,8 @@ def build(ctx: AppContext, state: gr.State) -> dict[str, Any]:
             curve = ws.effort_curve(project.id, st.annotator)
         except Exception as exc:
             return {status: user_message(exc), table: []}
-        if report is None:
-            best_md = "No best prompt yet: vote on a few pairs in the Compare tab."
-        else:
-            best_md = (
-                f"**Best so far:** prompt #{report.prompt.id}, confidence "
-                f"{report.confidence:.0%} after {report.votes} votes. {escape_md(report.message)}"
-            )
         return {
-            best: best_md,
+            best: best_text(report),
             table: leaderboard_rows(rows, project.prompt_id),
             utility_plot: utility_frame(history),
             effort_plot: effort_frame(curve),
@@ -101,11 +114,7 @@ def build(ctx: AppContext, state: gr.State) -> dict[str, Any]:
     outputs = [best, table, utility_plot, effort_plot, status]
     refresh_btn.click(refresh, [state], outputs, api_name="leaderboard")
 
-    def on_select(evt: gr.SelectData) -> Any:
-        row = evt.row_value or []
-        return int(row[1]) if len(row) > 1 else gr.update()
-
-    table.select(on_select, None, promote_id)
+    table.select(selected_prompt_id, None, promote_id)
 
     def on_add(st: SessionState, text: str, request: gr.Request | None = None) -> dict[Any, Any]:
         bind_user(st, request)

@@ -1,0 +1,164 @@
+"""The application layer: a vote is one trip (one refit, few statements, one commit), an edit is
+stored at once and learned from in the background, ownership is enforced below the UI, and the
+pair pipeline yields when its session leaves the screen."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+
+from promptopt.llm import FakeLLM
+from promptopt.llm.base import LLMRequest
+from promptopt.workspace import (
+    NoProject,
+    ValidationError,
+    Workspace,
+    make_parts,
+    make_workspace,
+)
+from promptopt.workspace.fakes import reply
+
+MAX_VOTE_STATEMENTS = 15
+
+
+@pytest.fixture
+def ws(store: Any) -> Iterator[Workspace]:
+    yield make_workspace(make_parts(store=store, fake_llm=True, embedder="fake"))
+
+
+def project_with_pool(ws: Workspace, size: int = 8) -> int:
+    project = ws.open_sample("news-summaries")
+    for k in range(size - 1):
+        ws.add_candidate(project.id, f"Variant {k}: summarize it in style number {k}.\n\n{{input}}")
+    return project.id
+
+
+@contextmanager
+def statements(ws: Workspace) -> Iterator[list[str]]:
+    """Every SQL statement this thread's connection runs inside the block."""
+    seen: list[str] = []
+    conn = ws.store.database.db.conn
+    conn.set_trace_callback(seen.append)
+    try:
+        yield seen
+    finally:
+        conn.set_trace_callback(None)
+
+
+def commits(seen: list[str]) -> int:
+    return sum(1 for s in seen if s.strip().upper().startswith("COMMIT"))
+
+
+def test_a_vote_is_one_trip(ws: Workspace) -> None:
+    project_id = project_with_pool(ws)
+    first = ws.start_pair("s1", project_id, "ann")
+    assert first.wait(10) and first.error is None and first.duel is not None
+    refits = ws.compare.refits
+    ws.reserve_after("s1", first.duel, "ann")  # while the user reads: no refit
+    assert ws.compare.refits == refits
+    duel = first.duel
+    for number in range(1, 8):
+        reserved = ws.compare.next_duel(project_id, "ann", after=duel)
+        refits = ws.compare.refits
+        with statements(ws) as seen:
+            outcome = ws.vote("s1", duel, "left" if number % 2 else "tie", "ann")
+        assert ws.compare.refits == refits + 1, "a vote refits exactly once"
+        assert len(seen) <= MAX_VOTE_STATEMENTS, seen
+        assert commits(seen) == 1, seen
+        assert outcome.votes == number and outcome.best is not None
+        # The pair shown next is the one reserved while the user read, made ahead.
+        assert outcome.pending.duel is not None and outcome.pending.duel.id == reserved.id
+        assert outcome.pending.wait(10) and outcome.pending.error is None
+        # ...and the pair after it came from the same fit.
+        ws.reserve_after("s1", outcome.pending.duel, "ann")
+        assert ws.compare.refits == refits + 1
+        duel = outcome.pending.duel
+    stored = ws.store.comparisons.list(project_id, "ann", source="vote")
+    assert [c.verdict for c in stored][1] == "tie" and len(stored) == 7
+
+
+def test_the_reserved_pair_differs_from_the_one_on_screen(ws: Workspace) -> None:
+    project_id = project_with_pool(ws, size=3)
+    on_screen = ws.compare.next_duel(project_id, "ann")
+    follow = ws.compare.next_duel(project_id, "ann", after=on_screen)
+    assert {follow.prompt_a.id, follow.prompt_b.id} != {
+        on_screen.prompt_a.id,
+        on_screen.prompt_b.id,
+    }
+    assert follow.input.id != on_screen.input.id
+
+
+class SlowInference:
+    """The demo model, with preference inference that takes ``delay_s``."""
+
+    def __init__(self, delay_s: float) -> None:
+        self.delay_s = delay_s
+
+    def __call__(self, request: LLMRequest) -> str:
+        if "edits text written for them" in request.messages[0]["content"]:
+            time.sleep(self.delay_s)
+        return reply(request)
+
+
+def test_edit_submit_returns_at_once_and_learns_in_the_background(store: Any) -> None:
+    fake = FakeLLM(default=SlowInference(0.5))
+    ws = make_workspace(make_parts(store=store, fake_llm=fake, embedder="fake"))
+    project = ws.open_sample("informal-to-formal")
+    input_id = ws.next_input_id(project.id, "ann")
+    assert input_id is not None
+    draft = ws.prepare(project.id, "ann", input_id)
+    output = ws.generate(draft).text()
+    started = time.perf_counter()
+    result = ws.submit_edit(draft, output, output + " Kind regards.", "ann")
+    assert time.perf_counter() - started < 0.4
+    assert result.status == "pending" and result.inferred is None
+    assert ws.wait_learned(result.edit.id, "ann", 0.01) is None  # still inferring
+    learned = ws.wait_learned(result.edit.id, "ann", 10)
+    assert learned is not None and learned.status == "done" and learned.inferred
+    # The next round goes to an input this annotator has not edited yet.
+    assert ws.next_input_id(project.id, "ann") != input_id
+    assert ws.next_input_id(project.id, "bob") == input_id
+    with pytest.raises(ValidationError, match="another annotator"):
+        ws.wait_learned(result.edit.id, "bob", 1)
+
+
+def test_ownership_is_checked_below_the_ui(ws: Workspace) -> None:
+    mine = ws.open_sample("informal-to-formal")
+    other = ws.open_sample("news-summaries")
+    pref = ws.add_preference(mine.id, "ann", "short sentences")
+    with pytest.raises(ValidationError, match="another profile"):
+        ws.update_preference(mine.id, "bob", pref.id, deleted=True)
+    with pytest.raises(ValidationError, match="another profile"):
+        ws.update_preference(other.id, "ann", pref.id, pinned=False)
+    assert ws.update_preference(mine.id, "ann", pref.id, pinned=False).pinned == 0
+    foreign = ws.store.prompts.list(other.id)[0]
+    with pytest.raises(ValidationError, match="another project"):
+        ws.promote(mine.id, foreign.id)
+    call_id = ws.store.calls.log(
+        project_id=other.id, purpose="generate", model="fake", messages=[], params={}, output="x"
+    )
+    with pytest.raises(ValidationError, match="another project"):
+        ws.call(mine.id, call_id)
+    with pytest.raises(NoProject):
+        ws.project(None)
+
+
+def test_leaving_the_screen_stops_generating_ahead(store: Any) -> None:
+    ws = make_workspace(make_parts(store=store, fake_llm=True, embedder="fake", fake_delay_s=0.02))
+    project_id = project_with_pool(ws, size=4)
+    first = ws.start_pair("s1", project_id, "ann")
+    assert first.wait(20) and first.duel is not None
+    ws.reserve_after("s1", first.duel, "ann")
+    follow = ws.compare.next_duel(project_id, "ann", after=first.duel)
+    ahead = ws.pairs.show("s1", project_id, "ann", follow)  # the reservation in progress
+    ws.leave_compare("s1")
+    assert ahead.wait(5) and ahead.cancelled.is_set() and ahead.error is not None
+    ws.reserve_after("s1", first.duel, "ann")  # paused: nothing new starts
+    assert ws.pairs.paused("s1")
+    # Back on the screen the pair is made again, complete.
+    again = ws.pairs.show("s1", project_id, "ann", follow)
+    assert again is not ahead and again.wait(20) and again.error is None
