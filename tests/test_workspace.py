@@ -148,17 +148,20 @@ def test_ownership_is_checked_below_the_ui(ws: Workspace) -> None:
 
 
 def test_leaving_the_screen_stops_generating_ahead(store: Any) -> None:
-    ws = make_workspace(make_parts(store=store, fake_llm=True, embedder="fake", fake_delay_s=0.02))
+    # Each generation first waits 0.5 s, so the reservation is still running when the user leaves.
+    ws = make_workspace(make_parts(store=store, fake_llm=True, embedder="fake", fake_delay_s=0.5))
     project_id = project_with_pool(ws, size=4)
     first = ws.start_pair("s1", project_id, "ann")
     assert first.wait(20) and first.duel is not None
     ws.reserve_after("s1", first.duel, "ann")
     follow = ws.compare.next_duel(project_id, "ann", after=first.duel)
-    ahead = ws.pairs.show("s1", project_id, "ann", follow)  # the reservation in progress
+    ahead = ws.pairs.ahead("s1", follow.id)  # the reservation in progress
+    assert ahead is not None and not ahead.done.is_set()
     ws.leave_compare("s1")
     assert ahead.wait(5) and ahead.cancelled.is_set() and ahead.error is not None
     ws.reserve_after("s1", first.duel, "ann")  # paused: nothing new starts
     assert ws.pairs.paused("s1")
+    assert first.error is None  # the pair on screen is never stopped
     # Back on the screen the pair is made again, complete.
     again = ws.pairs.show("s1", project_id, "ann", follow)
     assert again is not ahead and again.wait(20) and again.error is None

@@ -91,6 +91,7 @@ class _Session:
     worker: SessionWorker
     # Pairs made ahead, by duel id: the reservation, and the pair on screen while it streams.
     made: dict[str, PendingPair] = field(default_factory=dict)
+    on_screen: PendingPair | None = None  # the pair last handed to the page: never stopped
     paused: bool = False
 
 
@@ -135,8 +136,10 @@ class PairPipeline:
         if duel is not None:
             ahead = session.made.get(duel.id)
             if ahead is not None and ahead.usable():
+                session.on_screen = ahead
                 return ahead
         pending = PendingPair(project_id, annotator, duel=duel)
+        session.on_screen = pending
         if duel is not None:
             session.made = {duel.id: pending}
         else:
@@ -162,17 +165,26 @@ class PairPipeline:
         session.worker.submit(self._produce, pending)
 
     def pause(self, session_id: str) -> None:
-        """The session left the Compare screen: drop queued work, stop reservations."""
+        """The session left the Compare screen: stop the pairs made ahead (the pair on screen
+        is finished, so that it is there when the user comes back)."""
         with self._lock:
             session = self._sessions.get(session_id)
         if session is None:
             return
         session.paused = True
-        session.worker.clear()
+        keep = session.on_screen
+        if keep is None or keep.done.is_set():
+            session.worker.clear()
         for pending in session.made.values():
-            if not pending.done.is_set():
-                pending.cancelled.set()
-        session.made = {}
+            if pending is not keep:
+                _stop(pending)
+        session.made = {} if keep is None else {k: v for k, v in session.made.items() if v is keep}
+
+    def ahead(self, session_id: str, duel_id: str) -> PendingPair | None:
+        """The pair being made ahead for ``duel_id``, if any (for the benchmark and tests)."""
+        with self._lock:
+            session = self._sessions.get(session_id)
+        return None if session is None else session.made.get(duel_id)
 
     def resume(self, session_id: str) -> None:
         self._session(session_id).paused = False
@@ -194,7 +206,7 @@ class PairPipeline:
             session = self._sessions.pop(session_id, None)
         if session is not None:
             for pending in session.made.values():
-                pending.cancelled.set()
+                _stop(pending)
             session.worker.shutdown()
 
     def _produce(self, pending: PendingPair) -> None:
@@ -234,3 +246,14 @@ class PairPipeline:
             response.completion()  # logs the call
         left, right = pending.texts()
         duel.output_a, duel.output_b = (left, right) if duel.left == "a" else (right, left)
+
+
+def _stop(pending: PendingPair) -> None:
+    """Stop a pair being made: a queued job never runs, a running one ends at its next token;
+    either way whoever waits on it is released at once."""
+    if pending.done.is_set():
+        return
+    pending.cancelled.set()
+    pending.error = CANCELLED
+    pending.chosen.set()
+    pending.done.set()
