@@ -1,26 +1,48 @@
 """promptopt: interactive prompt optimization from human feedback.
 
-``promptopt.load(path)`` opens an exported bundle for use in your own code (see
-``promptopt.export.runtime``). The import stays light: models load only when first needed.
+The Python API (see the README's "Python API"):
+
+- ``open_workspace(path=None, annotator="me")`` -> ``Workspace``: one database with its models.
+  ``create_project``, ``open_sample``, ``project``, ``add_inputs``; Compare rounds with
+  ``next_pair`` / ``vote`` / ``best``; Edit rounds with ``next_edit`` / ``edit``; ``export``.
+- ``load(path)`` -> ``PromptRuntime``: an exported bundle for your own code (``render``,
+  ``preferences_for``, ``complete``).
+- ``open_store(path=None)``: the storage layer itself (``promptopt.storage``).
+- ``FORMATS``: the export formats.
+
+The import stays light: every name is imported when first used, so models and the web
+framework load only when needed.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+import importlib
 
 __version__ = "0.1.0"
 
-if TYPE_CHECKING:
-    from promptopt.export.runtime import PromptRuntime
+_LAZY = {
+    "Workspace": "promptopt.api",
+    "Pair": "promptopt.api",
+    "EditRound": "promptopt.api",
+    "open_workspace": "promptopt.api",
+    "load": "promptopt.export.runtime",
+    "PromptRuntime": "promptopt.export.runtime",
+    "BundleError": "promptopt.export.runtime",
+    "open_store": "promptopt.storage",
+    "FORMATS": "promptopt.export",
+}
+
+__all__ = ["__version__", *_LAZY]
 
 
-def load(path: str | Path, *, embedder: Any = None) -> PromptRuntime:
-    """Load an exported bundle: ``.render(input)`` gives the messages to send for an input,
-    with the learned preferences retrieved for it; ``.complete(input)`` also calls the model."""
-    from promptopt.export.runtime import load as _load
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'promptopt' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
 
-    return _load(path, embedder=embedder)
 
-
-__all__ = ["__version__", "load"]
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -12,6 +12,7 @@ from typing import Any
 # (command path, module, help). Each module defines configure(parser) and run(args) -> int.
 COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
     (("serve",), "promptopt.ui.serve_cli", "start the web app"),
+    (("setup",), "promptopt.setup_cli", "check the install and add the offline model"),
     (("projects", "create"), "promptopt.cli_projects", "create a project (or open a sample)"),
     (("projects", "show"), "promptopt.cli_projects", "show a project's settings and counts"),
     (("projects", "set"), "promptopt.cli_projects", "change a project's name, prompt or models"),

@@ -121,7 +121,9 @@ def default_compare_service(store: Store) -> Any:
         from promptopt.embeddings import create_embedder
         from promptopt.llm import create_client
 
-        return CompareService(store, create_client(store), create_embedder("default"))
+        # PROMPTOPT_EMBEDDER picks the embedder as it does for the app (fake in demos and tests).
+        embedder = create_embedder(os.environ.get("PROMPTOPT_EMBEDDER", "default"))
+        return CompareService(store, create_client(store), embedder)
     except Exception as exc:  # an optional refinement: never a reason to fail an export
         log.warning("Compare engine unavailable for export (%s); using win rates", exc)
         return None

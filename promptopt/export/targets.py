@@ -86,7 +86,8 @@ def openai_model(model: ExportModel) -> str:
     if model.is_fake or (provider is not None and provider not in _OPENAI_COMPATIBLE):
         raise ExportError(
             f"The model {model.name!r} has no name an OpenAI-compatible server would accept. "
-            "Pass the one your server expects with --model NAME (e.g. --model gpt-4o-mini)."
+            "Name the one your server expects with --model NAME (model= in Python), e.g. "
+            "gpt-4o-mini."
         )
     return model.name.split("/", 1)[1] if provider else model.name
 
