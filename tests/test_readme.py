@@ -37,8 +37,9 @@ def stand_ins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_the_python_examples_run(stand_ins: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import promptopt.llm
     from promptopt.ui.fakes import demo_fake_llm
+
+    import promptopt.llm
 
     real_factory = promptopt.llm.create_client
 
