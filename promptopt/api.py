@@ -81,7 +81,7 @@ class Workspace:
             fake = None
             if os.environ.get("PROMPTOPT_FAKE_LLM", "").strip().lower() in ("1", "true", "yes"):
                 # Demos and tests without a model: the app's deterministic stand-in.
-                from promptopt.ui.fakes import demo_fake_llm
+                from promptopt.workspace.fakes import demo_fake_llm
 
                 os.environ.setdefault("PROMPTOPT_MODEL", "fake")
                 fake = demo_fake_llm()

@@ -37,9 +37,8 @@ def stand_ins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_the_python_examples_run(stand_ins: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from promptopt.ui.fakes import demo_fake_llm
-
     import promptopt.llm
+    from promptopt.workspace.fakes import demo_fake_llm
 
     real_factory = promptopt.llm.create_client
 
