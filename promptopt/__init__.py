@@ -2,7 +2,7 @@
 
 The Python API (see the README's "Python API"):
 
-- ``open_workspace(path=None, annotator="me")`` -> ``Workspace``: one database with its models.
+- ``open_studio(path=None, annotator="me")`` -> ``Studio``: one database with its models.
   ``create_project``, ``open_sample``, ``project``, ``add_inputs``; Compare rounds with
   ``next_pair`` / ``vote`` / ``best``; Edit rounds with ``next_edit`` / ``edit``; ``export``.
 - ``load(path)`` -> ``PromptRuntime``: an exported bundle for your own code (``render``,
@@ -21,10 +21,10 @@ import importlib
 __version__ = "0.1.0"
 
 _LAZY = {
-    "Workspace": "promptopt.api",
+    "Studio": "promptopt.api",
     "Pair": "promptopt.api",
     "EditRound": "promptopt.api",
-    "open_workspace": "promptopt.api",
+    "open_studio": "promptopt.api",
     "load": "promptopt.export.runtime",
     "PromptRuntime": "promptopt.export.runtime",
     "BundleError": "promptopt.export.runtime",

@@ -2,9 +2,9 @@
 rounds from code, export, and load an export. ``import promptopt`` gives these names; see the
 README's "Python API" for a tour.
 
-A ``Workspace`` holds one database and the parts that work on it (the LLM client and the
+A ``Studio`` holds one database and the parts that work on it (the LLM client and the
 embedder, the real ones unless you pass others). Its methods take a project (a ``Project`` row,
-a name or an id) and an annotator (``annotator=`` of the workspace unless given), and every vote
+a name or an id) and an annotator (the studio's ``annotator=`` unless given), and every vote
 and edit is committed to SQLite before the method returns.
 """
 
@@ -44,7 +44,7 @@ class Pair:
 @dataclass
 class EditRound:
     """An output written for one input with the preferences learned so far; edit
-    ``output`` and pass the result to ``Workspace.edit``."""
+    ``output`` and pass the result to ``Studio.edit``."""
 
     draft: Draft
     input: str
@@ -52,7 +52,7 @@ class EditRound:
     preferences: str
 
 
-class Workspace:
+class Studio:
     """One promptopt database with the models that work on it."""
 
     def __init__(
@@ -78,16 +78,7 @@ class Workspace:
         if self._client is None:
             from promptopt.llm import create_client
 
-            fake = None
-            if os.environ.get("PROMPTOPT_FAKE_LLM", "").strip().lower() in ("1", "true", "yes"):
-                # Demos and tests without a model: the app's deterministic stand-in.
-                from promptopt.workspace.fakes import demo_fake_llm
-
-                os.environ.setdefault("PROMPTOPT_MODEL", "fake")
-                fake = demo_fake_llm()
-            self._client = create_client(self.store, fake=fake)
-            if fake is not None:
-                self._client.register("local", fake)
+            self._client = create_client(self.store)
         return self._client
 
     @property
@@ -274,25 +265,25 @@ class Workspace:
     def close(self) -> None:
         self.store.database.close()
 
-    def __enter__(self) -> Workspace:
+    def __enter__(self) -> Studio:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
 
-def open_workspace(
+def open_studio(
     path: str | Path | None = None,
     *,
     annotator: str = "me",
     client: LLMClient | None = None,
     embedder: Embedder | None = None,
     seed: int = 0,
-) -> Workspace:
+) -> Studio:
     """The database at ``path`` (default: ``promptopt db path``) with the default models, or
     the ``client`` and ``embedder`` you pass."""
     from promptopt.storage import open_store
 
-    return Workspace(
+    return Studio(
         open_store(path), annotator=annotator, client=client, embedder=embedder, seed=seed
     )

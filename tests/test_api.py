@@ -18,19 +18,20 @@ def test_the_public_surface_is_small_and_documented() -> None:
         assert leaked not in promptopt.__all__
     for name in promptopt.__all__:
         assert getattr(promptopt, name) is not None
-    assert promptopt.__doc__ and "open_workspace" in promptopt.__doc__
+    assert promptopt.__doc__ and "open_studio" in promptopt.__doc__
     with pytest.raises(AttributeError):
         _ = promptopt.no_such_name  # type: ignore[attr-defined]
 
 
 @pytest.fixture
-def workspace(store: object, fake_embedder: object) -> promptopt.Workspace:
-    from promptopt.llm import create_client
+def studio(store: object, fake_embedder: object) -> promptopt.Studio:
     from promptopt.workspace.fakes import demo_fake_llm
+
+    from promptopt.llm import create_client
 
     fake = demo_fake_llm()
     client = create_client(store, fake=fake, backoff_s=0.0)  # type: ignore[arg-type]
-    return promptopt.Workspace(
+    return promptopt.Studio(
         store,  # type: ignore[arg-type]
         annotator="alice",
         client=client,
@@ -39,9 +40,9 @@ def workspace(store: object, fake_embedder: object) -> promptopt.Workspace:
 
 
 def test_a_project_from_code_votes_edits_and_exports(
-    workspace: promptopt.Workspace, tmp_path: Path
+    studio: promptopt.Studio, tmp_path: Path
 ) -> None:
-    ws = workspace
+    ws = studio
     project = ws.create_project(
         "From code", "Summarize: {input}", inputs=["one text", "two text"], generator_model="fake"
     )
@@ -72,15 +73,15 @@ def test_a_project_from_code_votes_edits_and_exports(
 
 
 def test_next_edit_on_a_project_without_inputs_says_what_to_do(
-    workspace: promptopt.Workspace,
+    studio: promptopt.Studio,
 ) -> None:
-    project = workspace.create_project("Empty", "Do: {input}")
+    project = studio.create_project("Empty", "Do: {input}")
     with pytest.raises(promptopt.storage.ValidationError, match="add_inputs"):
-        workspace.next_edit(project)
+        studio.next_edit(project)
 
 
-def test_open_workspace_uses_the_default_database(promptopt_home: Path) -> None:
-    with promptopt.open_workspace() as ws:
+def test_open_studio_uses_the_default_database(promptopt_home: Path) -> None:
+    with promptopt.open_studio() as ws:
         ws.open_sample("informal-to-formal")
         assert ws.store.path == promptopt_home / "promptopt.db"
         assert [p.name for p in ws.projects()] == ["Informal to formal"]
