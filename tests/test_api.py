@@ -25,9 +25,8 @@ def test_the_public_surface_is_small_and_documented() -> None:
 
 @pytest.fixture
 def studio(store: object, fake_embedder: object) -> promptopt.Studio:
-    from promptopt.workspace.fakes import demo_fake_llm
-
     from promptopt.llm import create_client
+    from promptopt.workspace.fakes import demo_fake_llm
 
     fake = demo_fake_llm()
     client = create_client(store, fake=fake, backoff_s=0.0)  # type: ignore[arg-type]
