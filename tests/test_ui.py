@@ -38,7 +38,7 @@ def create(client: Any, name: str, template: str = "Summarize:\n{input}") -> tup
 def test_create_project_validates_template_and_keeps_the_form(app: RunningApp) -> None:
     client = session(app)
     result = create(client, "no placeholder", template="Summarize this.")
-    assert "{input}" in result[0]  # the status says what to add
+    assert r"\{input\}" in result[0]  # the status says what to add (escaped Markdown source)
     assert app.store.projects.find("no placeholder") is None
     result = create(client, "ok project")
     assert "Created" in result[0]

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
+from promptopt.ui.formatting import escape_md
 from promptopt.workspace import LOCAL_DEFAULT, Workspace, describe_error
 
 # Offered in the model pickers; any litellm name or ``openai/<model>`` with a base URL also works.
@@ -20,8 +21,10 @@ MODEL_CHOICES = [
 
 
 def user_message(exc: BaseException) -> str:
-    """One readable line for the page."""
-    return describe_error(exc)
+    """One readable line for a Markdown status, escaped: error texts carry what a user, a file or
+    a model wrote (a project name, a server's error body), which must show as text and never
+    become an image or a link the browser fetches."""
+    return escape_md(describe_error(exc))
 
 
 @dataclass

@@ -216,3 +216,37 @@ def test_script_in_an_input_never_runs(browser: Any, browser_app: RunningApp) ->
         shot(page, "xss-safe")
     finally:
         context.close()
+
+
+def test_user_text_in_error_messages_never_makes_the_browser_fetch(
+    browser: Any, browser_app: RunningApp, open_project: Callable[[str], int], page: Any
+) -> None:
+    """Issue 9, failure 4: a project name ``![x](http://127.0.0.1:PORT/beacon)`` created twice
+    made the browser fetch the URL from the error status; model error bodies went the same way."""
+    from promptopt.llm import LLMError
+    from tests.openai_server import serve
+
+    with serve() as beacon:
+        url = f"http://127.0.0.1:{beacon.port}/beacon"
+        name = f"![x]({url}) <img src='{url}/img'>"
+        open_project(f"beacon host {beacon.port}")
+        # A model error whose body carries the markup, in the Edit tab.
+        browser_app.fake.enqueue([LLMError(f"server said ![x]({url}/model) <img src='{url}/m'>")])
+        open_tab(page, "Edit")
+        page.locator("#edit-next").click()
+        expect()(page.locator("#edit-status")).to_contain_text("Retry")
+        expect()(page.locator("#edit-status")).to_contain_text("server said ![x]")
+        open_tab(page, "Project")
+        for expected in ("Now add inputs", "already exists"):  # the second time is an error
+            page.locator("#project-name textarea, #project-name input").first.fill(name)
+            page.locator("#project-template textarea").fill("Summarize:\n{input}")
+            page.locator("#project-create").click()
+            expect()(page.locator("#project-status")).to_contain_text(expected)
+        expect()(page.locator("#project-status")).to_contain_text("already exists")
+        expect()(page.locator("#project-status")).to_contain_text("![x]")  # shown as text
+        page.wait_for_timeout(500)
+        assert beacon.requests == []
+        # The control: the beacon does see a fetch the page really makes.
+        page.evaluate(f"() => {{ new Image().src = '{url}/control'; }}")
+        page.wait_for_timeout(500)
+        assert [r.path for r in beacon.requests] == ["/beacon/control"]

@@ -248,7 +248,7 @@ class Handlers:
         p = self.page
         problem = self.ws.compare_problem(st.project_id)
         if problem:
-            yield {p.status: problem}
+            yield {p.status: escape_md(problem)}
             return
         assert st.project_id is not None
         try:
@@ -268,7 +268,7 @@ class Handlers:
         bind_user(st, request)
         problem = self.ws.compare_problem(st.project_id)
         if problem:
-            yield {self.page.status: problem}
+            yield {self.page.status: escape_md(problem)}
             return
         if st.duel is None:  # the failure came before a duel existed: start over
             yield from self.start(st)
