@@ -153,17 +153,28 @@ def run_projects_set(args: argparse.Namespace) -> int:
     template = _template_of(args)
     if not updates and template is None:
         raise ValidationError("Nothing to change: give at least one option (see --help).")
-    with store.transaction():
-        if template is not None and template != project.template:
-            validate_template(template)
-            # As in the app: the new base prompt joins the pool and becomes the project's, so the
-            # votes already cast for the old one keep their meaning.
-            prompt = store.prompts.add(project.id, template, "user")
-            updates.update(template=template, prompt_id=prompt.id)
-        if updates:
-            project = store.projects.update(project.id, **updates)
+    if template is not None and template != project.template:
+        validate_template(template)
+        # As in the app: the new base prompt joins the pool through the Compare engine (which
+        # checks it and merges a near-duplicate) and becomes the project's prompt, so the votes
+        # already cast for the old one keep their meaning.
+        prompt = _compare_engine(store).add_candidate(project.id, template, origin="user")
+        updates.update(template=template, prompt_id=prompt.id)
+    if updates:
+        project = store.projects.update(project.id, **updates)
     _print_project(store, project, args.json)
     return 0
+
+
+def _compare_engine(store: Store) -> Any:
+    import os
+
+    from promptopt.compare.service import CompareService
+    from promptopt.embeddings import create_embedder
+    from promptopt.llm import create_client
+
+    embedder = create_embedder(os.environ.get("PROMPTOPT_EMBEDDER", "default"))
+    return CompareService(store, create_client(store), embedder)
 
 
 def configure_projects_list(parser: argparse.ArgumentParser) -> None:

@@ -232,7 +232,10 @@ def test_debug_anywhere_shows_the_traceback(where: str) -> None:
         cli.main(argv)
 
 
-def test_projects_create_show_set(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+def test_projects_create_show_set(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PROMPTOPT_EMBEDDER", "fake")  # a new template joins the Compare pool
     inputs = tmp_path / "inputs.csv"
     inputs.write_text("text\nfirst article\nsecond article\n", encoding="utf-8")
     code, out, err = run(
@@ -351,3 +354,24 @@ def test_db_metadata_labels_every_main_table(
     target = tmp_path / "metadata.json"
     assert run(capsys, "db", "metadata", "--out", str(target))[0] == 0
     assert json.loads(target.read_text()) == doc
+
+
+def test_datasette_labels_the_foreign_keys(
+    sample: Sample, tmp_path: Path, capsys: pytest.CaptureFixture[str], store: Store
+) -> None:
+    """Issue 13, failure 8: only ``project`` got readable labels in Datasette. Runs where
+    datasette is installed (checked by hand with datasette 0.65.5)."""
+    datasette_app = pytest.importorskip("datasette.app")
+    import asyncio
+
+    _, out, _ = run(capsys, "db", "metadata")
+
+    async def labels() -> dict[str, object]:
+        ds = datasette_app.Datasette([str(store.path)], metadata=json.loads(out))
+        await ds.invoke_startup()
+        response = await ds.client.get("/promptopt/comparison.json?_shape=array&_labels=on")
+        return response.json()[0]
+
+    row = asyncio.run(labels())
+    assert row["input_id"]["label"] == INPUTS[0]  # type: ignore[index]
+    assert row["prompt_a_id"]["label"]  # type: ignore[index]
