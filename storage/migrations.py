@@ -246,3 +246,33 @@ def m0002_project_prompt_foreign_key(db: sqlite_utils.Database) -> None:
         "AND prompt_id NOT IN (SELECT id FROM prompt)"
     )
     _t(db, "project").transform(add_foreign_keys=[("prompt_id", "prompt", "id")])
+
+
+@MIGRATIONS(name="0003_preference_kind_status_and_candidate_rejections")
+def m0003_learning_earns_its_place(db: sqlite_utils.Database) -> None:
+    # Observable preferences and verification (issue 11): what kind of phrase a preference is,
+    # whether replaying it on the annotator's history helped, the fact behind an observable one,
+    # its evidence, and whether its exact output fix is switched on. Rows from before start as
+    # "pending": they are applied again once verified (or if pinned).
+    _t(db, "preference").add_column("kind", str, not_null_default="inferred")
+    _t(db, "preference").add_column("status", str, not_null_default="pending")
+    _t(db, "preference").add_column("fix", int, not_null_default=0)
+    _t(db, "preference").add_column("spec", str, not_null_default="{}")
+    _t(db, "preference").add_column("evidence", str, not_null_default="{}")
+    # Candidate prompts the validator refused, with the reason (shown in Inspect and Propose).
+    _t(db, "rejection").create(
+        {
+            "id": int,
+            "project_id": int,
+            "text": str,
+            "origin": str,
+            "reason": str,
+            "meta": str,
+            "created_at": str,
+        },
+        pk="id",
+        foreign_keys=[("project_id", "project", "id")],
+        not_null={"project_id", "text", "reason"},
+        defaults={"meta": "{}"},
+    )
+    _t(db, "rejection").create_index(["project_id"])

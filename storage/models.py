@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 
-JSON_FIELDS = {"settings", "meta", "messages", "params"}
+JSON_FIELDS = {"settings", "meta", "messages", "params", "spec", "evidence"}
 
 
 def from_row(cls: type[T], row: dict[str, Any]) -> T:
@@ -127,8 +127,26 @@ class Preference:
     pinned: int = 0
     deleted: int = 0
     source: str = "edit"
+    kind: str = "inferred"  # inferred | observable | user
+    status: str = "pending"  # pending | verified | unverified (see promptopt.edit.verify)
+    fix: int = 0  # an observable preference's exact output fix is switched on
+    spec: dict[str, Any] = field(default_factory=dict)  # an observable preference's fact
+    evidence: dict[str, Any] = field(default_factory=dict)  # support and the last verification
     created_at: str | None = None
     updated_at: str | None = None
+
+
+@dataclass
+class Rejection:
+    """A candidate prompt the validator refused, and why."""
+
+    id: int
+    project_id: int
+    text: str
+    reason: str
+    origin: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+    created_at: str | None = None
 
 
 @dataclass

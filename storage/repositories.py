@@ -28,6 +28,7 @@ from .models import (
     Preference,
     Project,
     Prompt,
+    Rejection,
     from_row,
 )
 
@@ -158,7 +159,7 @@ class ProjectRepo(_Repo):
         self.get(project_id)
         with self.database.transaction() as db:
             db.execute("UPDATE project SET prompt_id = NULL WHERE id = ?", [project_id])
-            for table in ("memory", "engine_state"):
+            for table in ("memory", "engine_state", "rejection"):
                 db.execute(f"DELETE FROM [{table}] WHERE project_id = ?", [project_id])
             db.execute("DELETE FROM preference WHERE project_id = ?", [project_id])
             db.execute("DELETE FROM edit WHERE project_id = ?", [project_id])
@@ -476,6 +477,10 @@ class PreferenceRepo(_Repo):
         text: str,
         source: str = "edit",
         pinned: bool = False,
+        kind: str = "inferred",
+        status: str = "pending",
+        spec: dict[str, Any] | None = None,
+        evidence: dict[str, Any] | None = None,
     ) -> Preference:
         now = utcnow()
         with self.database.transaction() as db:
@@ -490,6 +495,11 @@ class PreferenceRepo(_Repo):
                         "pinned": int(pinned),
                         "deleted": 0,
                         "source": source,
+                        "kind": kind,
+                        "status": status,
+                        "fix": 0,
+                        "spec": _json(spec or {}),
+                        "evidence": _json(evidence or {}),
                         "created_at": now,
                         "updated_at": now,
                     }
@@ -520,10 +530,11 @@ class PreferenceRepo(_Repo):
         return [from_row(Preference, r) for r in rows]
 
     def update(self, preference_id: int, **fields: Any) -> Preference:
-        allowed = {"text", "count", "pinned", "deleted"}
+        allowed = {"text", "count", "pinned", "deleted", "status", "fix", "spec", "evidence"}
         unknown = set(fields) - allowed
         if unknown:
             raise ValidationError(f"Unknown preference fields: {', '.join(sorted(unknown))}")
+        fields = {k: _json(v) if k in ("spec", "evidence") else v for k, v in fields.items()}
         self.get(preference_id)
         with self.database.transaction() as db:
             db.table("preference").update(preference_id, {**fields, "updated_at": utcnow()})
@@ -684,6 +695,43 @@ class EngineStateRepo(_Repo):
         return rows[0]["state"], json.loads(rows[0]["meta"] or "{}")
 
 
+class RejectionRepo(_Repo):
+    """Candidate prompts the validator refused; append-only."""
+
+    def add(
+        self,
+        *,
+        project_id: int,
+        text: str,
+        reason: str,
+        origin: str | None = None,
+        meta: dict[str, Any] | None = None,
+    ) -> Rejection:
+        with self.database.transaction() as db:
+            row_id = (
+                db.table("rejection")
+                .insert(
+                    {
+                        "project_id": project_id,
+                        "text": text,
+                        "reason": reason,
+                        "origin": origin,
+                        "meta": _json(meta or {}),
+                        "created_at": utcnow(),
+                    }
+                )
+                .last_pk
+            )
+        return from_row(Rejection, self._one("rejection", int(row_id or 0)))
+
+    def list(self, project_id: int, limit: int = 200) -> list[Rejection]:
+        rows = self._rows(
+            "SELECT * FROM rejection WHERE project_id = ? ORDER BY id DESC LIMIT ?",
+            [project_id, limit],
+        )
+        return [from_row(Rejection, r) for r in rows]
+
+
 class Store:
     """Every repository over one database. Cheap to build; share one per process."""
 
@@ -699,6 +747,7 @@ class Store:
         self.embeddings = EmbeddingRepo(self.database)
         self.memory = MemoryRepo(self.database)
         self.engine_state = EngineStateRepo(self.database)
+        self.rejections = RejectionRepo(self.database)
 
     @property
     def path(self) -> Path:

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from promptopt.compare.validate import CandidateRejected
 from promptopt.generation import PLACEHOLDER
 from promptopt.llm import CallContext, GenerationParams, LLMClient, LLMError
 from promptopt.llm.resolve import ResolvedCall, resolve_call
@@ -259,19 +260,24 @@ class Proposer:
         if progress is not None:
             progress(len(plans) / (len(plans) + 1), "Adding candidates to the pool")
         added: list[Prompt] = []
+        refused: list[str] = []
         before = {p.id for p in self.store.prompts.list(project_id)}
         with self.store.transaction():
             for plan, text in drafts:
-                prompt = self.pool.add_candidate(
-                    project_id,
-                    text,
-                    origin=plan.kind,
-                    parent_id=plan.parent.id if plan.parent else None,
-                )
+                try:
+                    prompt = self.pool.add_candidate(
+                        project_id,
+                        text,
+                        origin=plan.kind,
+                        parent_id=plan.parent.id if plan.parent else None,
+                    )
+                except CandidateRejected as exc:  # stored with its reason; shown in Inspect
+                    refused.append(exc.reason)
+                    continue
                 if prompt.id not in before and all(p.id != prompt.id for p in added):
                     added.append(prompt)
         if progress is not None:
-            progress(1.0, f"Added {len(added)} new candidate(s)")
+            progress(1.0, proposal_summary(len(added), refused))
         return added
 
     def _draft(
@@ -317,3 +323,12 @@ class Proposer:
                 f"{PLACEHOLDER}). The pool was left unchanged; try again or use a stronger model."
             )
         return drafts
+
+
+def proposal_summary(added: int, refused: list[str]) -> str:
+    """The Propose progress message: what joined the pool and why the rest did not."""
+    message = f"Added {added} new candidate(s)"
+    if refused:
+        reasons = "; ".join(dict.fromkeys(refused))
+        message += f"; refused {len(refused)} ({reasons[:300]}). See Inspect for each one."
+    return message

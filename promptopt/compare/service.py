@@ -23,6 +23,7 @@ import numpy as np
 from promptopt.compare.model import single_thread_blas
 from promptopt.compare.proposals import Proposer
 from promptopt.compare.selection import Strategy, Votes, make_strategy
+from promptopt.compare.validate import CandidateRejected, Validator, threshold_for
 from promptopt.embeddings import Embedder
 from promptopt.generation import validate_template
 from promptopt.llm import LLMClient
@@ -36,6 +37,7 @@ ENGINE = "compare"
 # above ~0.985 prompts differ by punctuation or a function word; at 0.97-0.98 they are real
 # rewordings, e.g. "Which of the two words..." vs "Of the two words, which one...").
 DUPLICATE_COSINE = 0.985
+USER_ORIGINS = ("user", "imported", "base")
 STOP_CONFIDENCE = 0.95
 MIN_VOTES_TO_STOP = 10
 # The saved engine state is a warm start and the utility history, not the votes (those are
@@ -120,6 +122,7 @@ class CompareService:
         *,
         seed: int = 0,
         strategy: str = "default",
+        on_task_threshold: float | None = None,
     ) -> None:
         make_strategy(strategy, np.zeros((2, 1)), np.random.default_rng(0))  # validates the name
         self.store = store
@@ -133,6 +136,10 @@ class CompareService:
         self._pool_lock = threading.Lock()
         self.proposer = Proposer(store, client, self, seed=seed)
         self.refits = 0  # model fits so far (a vote costs exactly one; tests count them)
+        self.validator = Validator(
+            self._embed,
+            threshold_for(embedder.name) if on_task_threshold is None else on_task_threshold,
+        )
 
     # -- pool ------------------------------------------------------------------------------------
     def ensure_pool(self, project_id: int) -> list[Prompt]:
@@ -150,9 +157,8 @@ class CompareService:
     ) -> Prompt:
         """Add a prompt; a near-duplicate of an active prompt is stored (inactive, with
         ``merged_into``) for provenance, and the existing prompt is returned instead."""
-        validate_template(text)
-        text = text.strip()
         self.ensure_pool(project_id)  # the base prompt is always the first candidate
+        text = self._validated(project_id, text, origin, parent_id)
         with self._pool_lock:
             existing = self.store.prompts.list(project_id)
             for p in existing:
@@ -169,6 +175,27 @@ class CompareService:
                     self.store.prompts.set_active(twin.id, False, merged_into=existing[top].id)
                     return existing[top]
             return self.store.prompts.add(project_id, text, origin, parent_id=parent_id)
+
+    def _validated(self, project_id: int, text: str, origin: str, parent_id: int | None) -> str:
+        """The candidate as it joins the pool, or ``CandidateRejected`` (stored with its reason).
+
+        A prompt the user typed or imported is theirs: it needs its ``{input}`` and nothing
+        else (tags such as ``<article>{input}</article>`` are a legitimate style of prompt).
+        Machine-written candidates (LLM proposals, operators) pass the full validator."""
+        if origin in USER_ORIGINS:
+            return validate_template(text).strip()
+        project = self.store.projects.get(project_id)
+        verdict = self.validator.check(text, project.template, project.task)
+        if verdict.ok:
+            return validate_template(verdict.text).strip()
+        self.store.rejections.add(
+            project_id=project_id,
+            text=text,
+            reason=verdict.reason,
+            origin=origin,
+            meta={"parent_id": parent_id, "similarity": verdict.similarity},
+        )
+        raise CandidateRejected(verdict.reason)
 
     def _embed(self, texts: list[str]) -> np.ndarray:
         """Embeddings through the store's cache, so a pool is encoded once per model."""

@@ -16,7 +16,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ import numpy as np
 
 from promptopt.edit.distance import word_distance
 from promptopt.edit.prompts import neutralise
+from promptopt.edit.pyuser import PythonUser, load_python_user
 from promptopt.edit.service import DEFAULT_THRESHOLD, EditService
 from promptopt.edit.simulate import (
     FakeAgent,
@@ -33,6 +34,7 @@ from promptopt.edit.simulate import (
     load_user,
     preference_for,
 )
+from promptopt.edit.verify import DEFAULT_BUDGET, DEFAULT_REPLAYS, VerifyConfig
 from promptopt.embeddings import Embedder, create_embedder
 from promptopt.generation import build_messages
 from promptopt.llm import CallContext, FakeLLM, LLMClient, create_client
@@ -40,7 +42,11 @@ from promptopt.llm.resolve import resolve_call
 from promptopt.paths import ASSETS
 from promptopt.storage import Store, open_store
 
-DEFAULT_METHODS = "no-learning,oracle,icl-edit,cipher-1,cipher-5"
+DEFAULT_METHODS = "no-learning,oracle,default,icl-edit,cipher-1,cipher-5"
+# default: what the app does (observable + verified + inferred). default+fix: the same with every
+# exact output fix switched on, as a user who ticks them in the profile would.
+METHODS_HELP = "no-learning, oracle, default, default+fix, icl-edit or cipher-K"
+SimUser = RuleUser | LLMUser | PythonUser
 DEFAULT_TEMPLATE = "Summarize the following text.\n\n{input}"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_DOCS = [
@@ -71,6 +77,7 @@ class BenchConfig:
     threshold: float = DEFAULT_THRESHOLD
     api_base: str | None = None
     max_input_chars: int = 2000
+    verify: VerifyConfig = field(default_factory=VerifyConfig)
 
 
 def load_docs(paths: list[Path]) -> list[Doc]:
@@ -153,7 +160,7 @@ def run_method(
     store: Store,
     client: LLMClient,
     embedder: Embedder,
-    user: RuleUser | LLMUser,
+    user: SimUser,
     prefs: dict[str, KindPreference],
     rounds: list[Doc],
     cfg: BenchConfig,
@@ -173,25 +180,7 @@ def run_method(
         settings=settings,
     )
     call = resolve_call(project, "generate")
-    service: EditService | None = None
-    if method.startswith("cipher-"):
-        try:
-            k = int(method.split("-", 1)[1])
-        except ValueError as exc:
-            raise ValueError(f"Unknown method {method!r}; use cipher-K with K a number.") from exc
-        service = EditService(
-            store,
-            client,
-            embedder,
-            k=k,
-            threshold=cfg.threshold,
-            seed=cfg.seed,
-            meta_model=cfg.agent,
-        )
-    elif method not in ("no-learning", "oracle", "icl-edit"):
-        raise ValueError(
-            f"Unknown method {method!r}; use no-learning, oracle, icl-edit or cipher-K."
-        )
+    service = _service(method, store, client, embedder, cfg)
     icl: list[_IclItem] = []
     distances: list[int] = []
     tokens = 0
@@ -224,8 +213,12 @@ def run_method(
         ).completion()
         tokens += completion.total_tokens
         output = completion.text.strip()
+        if draft is not None:
+            output = draft.finish(output)  # the fixes switched on (default+fix only)
         edited = user.edit(doc.kind, text, output)
         if service is not None and draft is not None:
+            if method == "default+fix":
+                _switch_fixes_on(store, project.id)
             if edited.strip():
                 distance = service.submit_and_learn(draft, output, edited, ANNOTATOR).word_distance
             else:
@@ -251,12 +244,51 @@ def run_method(
     }
 
 
+def _service(
+    method: str, store: Store, client: LLMClient, embedder: Embedder, cfg: BenchConfig
+) -> EditService | None:
+    if method in ("no-learning", "oracle", "icl-edit"):
+        return None
+    if method in ("default", "default+fix"):
+        return EditService(
+            store,
+            client,
+            embedder,
+            threshold=cfg.threshold,
+            seed=cfg.seed,
+            meta_model=cfg.agent,
+            verify=cfg.verify,
+        )
+    if not method.startswith("cipher-"):
+        raise ValueError(f"Unknown method {method!r}; use {METHODS_HELP}.")
+    try:
+        k = int(method.split("-", 1)[1])
+    except ValueError as exc:
+        raise ValueError(f"Unknown method {method!r}; use cipher-K with K a number.") from exc
+    return EditService(
+        store,
+        client,
+        embedder,
+        k=k,
+        threshold=cfg.threshold,
+        seed=cfg.seed,
+        meta_model=cfg.agent,
+        policy="cipher",
+    )
+
+
+def _switch_fixes_on(store: Store, project_id: int) -> None:
+    for pref in store.preferences.list(project_id, ANNOTATOR):
+        if pref.kind == "observable" and not pref.fix:
+            store.preferences.update(pref.id, fix=1)
+
+
 def run_benchmark(
     store: Store,
     client: LLMClient,
     embedder: Embedder,
     docs: list[Doc],
-    user: RuleUser | LLMUser,
+    user: SimUser,
     prefs: dict[str, KindPreference],
     cfg: BenchConfig,
     progress: Callable[[str], None] | None = None,
@@ -331,7 +363,12 @@ def summary_table(result: dict[str, Any]) -> str:
 # -- command line -----------------------------------------------------------------------------
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--docs", action="append", type=Path, help="JSONL documents (repeat)")
-    parser.add_argument("--user", default="rule", help="rule | llm:MODEL (default rule)")
+    parser.add_argument(
+        "--user",
+        default="rule",
+        help="rule | llm:MODEL | python:FILE[:CLASS] (a class with preference(kind) and "
+        "edit(kind, document, output); default rule)",
+    )
     parser.add_argument("--user-config", type=Path, help="JSON of latent preferences per kind")
     parser.add_argument("--agent", default="local/smollm2", help="agent model (fake: offline)")
     parser.add_argument("--rounds", type=int, default=30)
@@ -354,6 +391,18 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--input-words", type=int, default=0, help="cut inputs to N words (--overhead; 0: whole)"
     )
+    parser.add_argument(
+        "--verify-budget",
+        type=int,
+        default=DEFAULT_BUDGET,
+        help="default method: uncached generations per edit spent verifying phrases",
+    )
+    parser.add_argument(
+        "--verify-replays",
+        type=int,
+        default=DEFAULT_REPLAYS,
+        help="default method: earlier similar inputs a phrase is replayed on",
+    )
     parser.add_argument("--debug", action="store_true")
 
 
@@ -373,6 +422,10 @@ def run(args: argparse.Namespace) -> int:
             args.out.write_text(json.dumps({"overhead": rows}, indent=2))
         return 0
     prefs = load_user(args.user_config)
+    python_user = None
+    if args.user.startswith("python:"):
+        python_user = load_python_user(args.user, args.seed)
+        prefs = python_user.preferences(sorted({d.kind for d in docs}))
     cfg = BenchConfig(
         agent=args.agent,
         rounds=args.rounds,
@@ -383,18 +436,23 @@ def run(args: argparse.Namespace) -> int:
         temperature=args.temperature,
         threshold=args.threshold,
         api_base=args.api_base,
+        verify=VerifyConfig(replays=args.verify_replays, budget=args.verify_budget),
     )
     with tempfile.TemporaryDirectory(prefix="promptopt-bench-") as tmp:
         store = open_store(args.db or Path(tmp) / "bench.db")
         fake = FakeLLM(default=FakeAgent(prefs)) if args.agent.startswith("fake") else None
         client = create_client(store, fake=fake)
-        user: RuleUser | LLMUser
-        if args.user == "rule":
+        user: SimUser
+        if python_user is not None:
+            user = python_user
+        elif args.user == "rule":
             user = RuleUser(prefs)
         elif args.user.startswith("llm:"):
             user = LLMUser(prefs, client, args.user.split(":", 1)[1], args.user_api_base)
         else:
-            raise ValueError(f"Unknown --user {args.user!r}; use rule or llm:MODEL.")
+            raise ValueError(
+                f"Unknown --user {args.user!r}; use rule, llm:MODEL or python:FILE[:CLASS]."
+            )
         result = run_benchmark(
             store,
             client,

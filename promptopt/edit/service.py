@@ -12,13 +12,15 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 from promptopt.edit.distance import char_distance, word_distance, words
+from promptopt.edit.learning import LearnReport, PreferenceLearner, Selection
 from promptopt.edit.memory import ContextMemory
+from promptopt.edit.observe import apply_fixes
 from promptopt.edit.prompts import (
     MAX_PHRASE_CHARS,
     clean_phrase,
@@ -27,6 +29,7 @@ from promptopt.edit.prompts import (
     infer_messages,
     join_phrases,
 )
+from promptopt.edit.verify import VerifyConfig
 from promptopt.embeddings import Embedder
 from promptopt.generation import build_messages, require_text
 from promptopt.llm import CallContext, GenerationParams, LLMClient, LLMError, StreamingResponse
@@ -45,6 +48,11 @@ DEFAULT_THRESHOLD = 0.2
 
 META_PARAMS = GenerationParams(temperature=0.0, max_tokens=32)
 
+# "default": what the app does (observable + verified + inferred; only verified or pinned
+# preferences are applied). "cipher": the reference method (every inferred phrase is applied,
+# condensed over the neighbours), kept for the benchmark's cipher-K methods.
+POLICIES = ("default", "cipher")
+
 
 @dataclass
 class Draft:
@@ -60,6 +68,14 @@ class Draft:
     learned: str = ""  # the condensed neighbours' phrase alone: what accepting stores
     embedding_id: int | None = None
     vector: Any = field(default=None, repr=False)  # the input's embedding (numpy, 1-D)
+    selection: Selection | None = None  # default policy: what is applied, fixed, held back
+    note: str = ""  # why nothing is applied although the profile is not empty
+
+    def finish(self, output: str) -> str:
+        """The output with the exact fixes the user switched on (none by default)."""
+        if self.selection is None or not self.selection.fixes:
+            return output
+        return apply_fixes(output, [fact for _, fact in self.selection.fixes])
 
 
 @dataclass
@@ -70,6 +86,7 @@ class EditResult:
     inferred: str | None
     status: str  # "done" | "pending" | "accepted"
     error: str | None = None  # why the last inference failed (the edit stays "pending")
+    learned: LearnReport | None = None  # default policy: what was observed and verified
 
 
 @dataclass
@@ -91,9 +108,14 @@ class EditService:
         threshold: float = DEFAULT_THRESHOLD,
         seed: int = 0,
         meta_model: str | None = None,
+        policy: str = "default",
+        verify: VerifyConfig | None = None,
     ) -> None:
         if k < 1:
             raise ValidationError("k must be at least 1 (k = 1 is CIPHER-1).")
+        if policy not in POLICIES:
+            raise ValidationError(f"Unknown edit policy {policy!r}; use {' or '.join(POLICIES)}.")
+        self.policy = policy
         self.store = store
         self.client = client
         self.embedder = embedder
@@ -102,6 +124,9 @@ class EditService:
         self.seed = seed
         self.meta_model = meta_model
         self.memory = ContextMemory(store, embedder)
+        self.learner = PreferenceLearner(
+            store, client, self.memory, k=k, threshold=threshold, config=verify
+        )
         self.meta_tokens: Counter[str] = Counter()  # tokens of this engine's own LLM calls
         self._tokens_lock = threading.Lock()
         # One inference per edit at a time (a background learn and a user's retry can overlap);
@@ -125,6 +150,24 @@ class EditService:
         prompt_text, prompt_id = self._current_prompt(project)
         embedding_id, vector = self.memory.embed(item.text)
         found = self.memory.nearest(project_id, annotator, vector, self.k, self.threshold)
+        if self.policy == "default":
+            sel = self.learner.select(project_id, annotator, found)
+            preference = join_phrases(sel.phrases)
+            return Draft(
+                project_id=project_id,
+                annotator=annotator,
+                input=item,
+                prompt_text=prompt_text,
+                preference=preference,
+                applied=sel.applied,
+                neighbours=[(n.memory_id, n.score) for n in found],
+                messages=build_messages(prompt_text, item.text, preference=preference),
+                prompt_id=prompt_id,
+                embedding_id=embedding_id,
+                vector=vector,
+                selection=sel,
+                note=sel.note,
+            )
 
         retrieved: list[Preference] = []
         for neighbour in found:
@@ -259,6 +302,13 @@ class EditService:
                     None,
                 )
                 self._infer(edit, memory_id)
+                if self.policy == "default" and memory_id is not None:
+                    # Observable analysis and verification: no LLM for the first, a bounded
+                    # budget of cached generations for the second.
+                    item = self.store.memory.get(memory_id)
+                    vector = self.store.embeddings.get(item.embedding_id)
+                    report = self._observe_and_verify(edit.id, memory_id, vector)
+                    return replace(self.result(edit_id), learned=report)
         return self.result(edit_id)
 
     def result(self, edit_id: int) -> EditResult:
@@ -411,6 +461,19 @@ class EditService:
             if memory_id is not None:
                 self.store.memory.update(memory_id, preference_id=pref.id)
         return phrase
+
+    def _observe_and_verify(
+        self, edit_id: int, memory_id: int | None, vector: Any
+    ) -> LearnReport | None:
+        """Observable analysis and verification; a failure leaves the edit stored and learned."""
+        try:
+            inferred_id = self.store.memory.get(memory_id).preference_id if memory_id else None
+            return self.learner.learn(
+                self.store.edits.get(edit_id), np.asarray(vector, np.float32), inferred_id
+            )
+        except Exception as exc:  # verification is optional work; the edit is already stored
+            log.warning("observing/verifying around edit %s failed: %s", edit_id, exc)
+            return None
 
     def _remember(self, project_id: int, annotator: str, text: str, source: str) -> Preference:
         """Merge duplicates: a phrase already in the profile gains a count instead of a row.
