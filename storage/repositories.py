@@ -530,7 +530,8 @@ class PreferenceRepo(_Repo):
         return [from_row(Preference, r) for r in rows]
 
     def update(self, preference_id: int, **fields: Any) -> Preference:
-        allowed = {"text", "count", "pinned", "deleted", "status", "fix", "spec", "evidence"}
+        allowed = {"text", "count", "pinned", "deleted"}
+        allowed |= {"status", "fix", "kind", "spec", "evidence"}  # learning earns its place
         unknown = set(fields) - allowed
         if unknown:
             raise ValidationError(f"Unknown preference fields: {', '.join(sorted(unknown))}")

@@ -51,6 +51,7 @@ def project(store: Any) -> Any:
 
 def service(store: Any, client: Any, embedder: Any, **kw: Any) -> EditService:
     kw.setdefault("threshold", 0.4)
+    kw.setdefault("policy", "cipher")  # these tests pin down the reference method
     return EditService(store, client, embedder, meta_model="fake", **kw)
 
 

@@ -109,8 +109,16 @@ def build_sample(store: Store, embedder: Any | None = None) -> Sample:
         edited="Bank shares fell.",
         status="accepted",
     )
-    sport = store.preferences.add(project_id=pid, annotator=ANNOTATOR, text="bullet points")
-    finance = store.preferences.add(project_id=pid, annotator=ANNOTATOR, text="formal tone")
+    sport = store.preferences.add(
+        project_id=pid, annotator=ANNOTATOR, text="bullet points", status="verified"
+    )
+    finance = store.preferences.add(
+        project_id=pid, annotator=ANNOTATOR, text="formal tone", status="verified"
+    )
+    # a one-off phrase that replaying did not support: shown in the app, never exported
+    store.preferences.add(
+        project_id=pid, annotator=ANNOTATOR, text="a plant-based diet", status="unverified"
+    )
     pinned = store.preferences.add(
         project_id=pid, annotator=ANNOTATOR, text="British spelling", source="user", pinned=True
     )

@@ -216,6 +216,9 @@ def test_a_bundle_from_the_edit_engine_renders_what_the_app_would_send(
         service.submit_and_learn(
             draft, "the output", "the edited output, quite different", ANNOTATOR
         )
+    for pref in store.preferences.list(project.id, ANNOTATOR):
+        # what replaying them on later edits would decide; unverified ones are not exported
+        store.preferences.update(pref.id, status="verified")
     app = service.prepare(project.id, ANNOTATOR, new.id)
     _, text = export_project(store, project.id, "bundle", ANNOTATOR, compare=None)
     rt = promptopt.load(write_export(text, tmp_path / "mail.json"))

@@ -133,7 +133,13 @@ class PreferenceLearner:
                 )
             else:
                 keep = {k: v for k, v in found.evidence.items() if k == "verification"}
-                pref = self.store.preferences.update(found.id, evidence={**evidence, **keep})
+                # An inferred phrase with the same words gains a checker: it is now observable.
+                pref = self.store.preferences.update(
+                    found.id,
+                    evidence={**evidence, **keep},
+                    kind="observable",
+                    spec=obs.fact.spec(),
+                )
             out.append(pref)
         return out
 

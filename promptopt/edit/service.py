@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from promptopt.edit.distance import char_distance, word_distance, words
-from promptopt.edit.learning import LearnReport, PreferenceLearner, Selection
+from promptopt.edit.learning import LearnReport, PreferenceLearner, Selection, fact_of
 from promptopt.edit.memory import ContextMemory
 from promptopt.edit.observe import apply_fixes
 from promptopt.edit.prompts import (
@@ -370,7 +370,12 @@ class EditService:
         if pref is not None:
             return self.store.preferences.update(pref.id, pinned=int(pinned), deleted=0)
         return self.store.preferences.add(
-            project_id=project_id, annotator=annotator, text=phrase, source="user", pinned=pinned
+            project_id=project_id,
+            annotator=annotator,
+            text=phrase,
+            source="user",
+            pinned=pinned,
+            kind="user",
         )
 
     def update_preference(
@@ -382,16 +387,28 @@ class EditService:
         text: str | None = None,
         pinned: bool | None = None,
         deleted: bool | None = None,
+        fix: bool | None = None,
     ) -> Preference:
         """Edit, pin/unpin, delete/restore one phrase of this annotator's profile in this
-        project; the next ``prepare`` sees the change. Another profile's phrase is refused,
-        whoever asks and however they got its id."""
+        project, or switch an observable preference's exact output fix on or off; the next
+        ``prepare`` sees the change. Another profile's phrase is refused, whoever asks and
+        however they got its id."""
         current = self.store.preferences.get(pref_id)
         if current.project_id != project_id or current.annotator != annotator:
             raise ValidationError("That preference belongs to another profile.")
         fields: dict[str, Any] = {}
+        if fix is not None:
+            fact = fact_of(current)
+            if fix and (fact is None or not fact.fixable):
+                raise ValidationError(
+                    "This preference has no exact output fix; pin it to have it applied instead."
+                )
+            fields["fix"] = int(fix)
         if text is not None:
             fields["text"] = _user_phrase(text)
+            if current.kind == "observable" and fields["text"] != current.text:
+                # Reworded by the user: the phrase is theirs now and no longer the measured fact.
+                fields.update(kind="user", spec={}, fix=0)
         if pinned is not None:
             fields["pinned"] = int(pinned)
         if deleted is not None:

@@ -231,6 +231,16 @@ def _pick_best(
 
 
 def _preferences(store: Store, project_id: int, annotator: str | None) -> list[Preference]:
+    """What was learned, not what was guessed: pinned and verified preferences only (an
+    unverified phrase is shown in the app's profile, never exported as an instruction)."""
+    return [p for p in _all_preferences(store, project_id, annotator) if exportable(p)]
+
+
+def exportable(pref: Preference) -> bool:
+    return bool(pref.pinned) or pref.status == "verified"
+
+
+def _all_preferences(store: Store, project_id: int, annotator: str | None) -> list[Preference]:
     if annotator is not None:
         return store.preferences.list(project_id, annotator)
     # Preferences are stored per annotator; the annotators of a project are those who gave it

@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from promptopt import __version__
+from promptopt.export.checks import promptfoo_asserts
 from promptopt.export.data import ExportData
 from promptopt.export.targets import (
     ExportModel,
@@ -82,8 +83,9 @@ def to_markdown(data: ExportData, store: Store) -> str:
     if data.preferences:
         lines += ["## Learned preferences", ""]
         for p in data.preferences:
-            tag = "**pinned** " if p.pinned else ""
-            lines.append(f"- {tag}{_cell(p.text, 300)} (from {p.count} round(s))")
+            tag = "**pinned** " if p.pinned else "verified: "
+            support = p.evidence.get("text") or f"from {p.count} round(s)"
+            lines.append(f"- {tag}{_cell(p.text, 300)} ({_cell(str(support), 120)})")
         lines.append("")
     if data.leaderboard:
         lines += ["## Leaderboard", "", "| Rank | Prompt | Win rate | Votes |", "|---|---|---|---|"]
@@ -246,6 +248,9 @@ def to_promptfoo(data: ExportData, store: Store) -> str:
         "providers": [{"id": provider, "config": config}],
         "tests": [{"vars": {"input": i.text}} for i in store.inputs.list(data.project.id)],
     }
+    checks = promptfoo_asserts(data.preferences)
+    if checks:  # the observable preferences, checked on every output
+        doc["defaultTest"] = {"assert": checks}
     header = (
         f"# promptopt {__version__}: top prompts of {data.project.name!r} and its inputs, "
         f"exported {data.exported_at}. Run: promptfoo eval -c THIS_FILE\n"
