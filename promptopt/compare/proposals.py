@@ -15,6 +15,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from promptopt.compare.operators import OPERATORS, model_free_candidates
+from promptopt.compare.operators import Draft as OperatorDraft
 from promptopt.compare.validate import CandidateRejected
 from promptopt.generation import PLACEHOLDER
 from promptopt.llm import CallContext, GenerationParams, LLMClient, LLMError
@@ -221,7 +223,12 @@ class Proposer:
                 if c.verdict in ("a", "b") and c.prompt_a_id in by_id and c.prompt_b_id in by_id:
                     a, b = by_id[c.prompt_a_id].text, by_id[c.prompt_b_id].text
                     wins.append((a, b) if c.verdict == "a" else (b, a))
-            prefs = [p.text for p in store.preferences.list(project_id, annotator)][:8]
+            # What was learned, not what was guessed: verified or pinned preferences only.
+            prefs = [
+                p.text
+                for p in store.preferences.list(project_id, annotator)
+                if p.pinned or p.status == "verified"
+            ][:8]
             leaders = [r.prompt for r in shown[:2]]
             for k in range(max(1, (n + 1) // 2)):
                 parent = leaders[k % len(leaders)]
@@ -248,28 +255,47 @@ class Proposer:
         *,
         n: int = 4,
         progress: Callable[[float, str], None] | None = None,
+        operators: Sequence[str] | None = None,
     ) -> list[Prompt]:
+        """``n`` candidates: half from the LLM (induce / revise / rephrase), half from the
+        operators that need no capable model (``promptopt.compare.operators``), unless
+        ``operators`` names fewer ("llm" is the LLM's share)."""
         if n < 1:
             return []
+        ops = tuple(operators) if operators is not None else ("llm", *OPERATORS)
+        unknown = [o for o in ops if o != "llm" and o not in OPERATORS]
+        if unknown:
+            raise ValueError(f"Unknown proposal operator(s) {unknown}; use llm or {OPERATORS}.")
+        free_ops = [o for o in ops if o != "llm"]
+        n_free = (n // 2 if "llm" in ops else n) if free_ops else 0
+        n_llm = n - n_free if "llm" in ops else 0
         project = self.store.projects.get(project_id)
         self.pool.ensure_pool(project_id)
         rng = random.Random(f"{self.seed}:{project_id}:{annotator}:propose:{n}")
-        plans = self.plan(project_id, annotator, n, rng)
+        items: list[tuple[str, int | None, str]] = []  # (origin, parent id, text)
         call = self.resolve(project, "compare.propose")
-        drafts = self._draft(project, call, plans, rng, progress)
+        if n_llm:
+            plans = self.plan(project_id, annotator, n_llm, rng)
+            for plan, text in self._draft(project, call, plans, rng, progress):
+                items.append((plan.kind, plan.parent.id if plan.parent else None, text))
+        if n_free:
+            for draft in self._model_free(project_id, annotator, n_free, rng, free_ops):
+                items.append((draft.origin, draft.parent_id, draft.text))
+        if not items:
+            raise LLMError(
+                f"{call.model} did not return any usable prompt (each needs an instruction and "
+                f"{PLACEHOLDER}). The pool was left unchanged; try again or use a stronger model."
+            )
         if progress is not None:
-            progress(len(plans) / (len(plans) + 1), "Adding candidates to the pool")
+            progress(n / (n + 1), "Adding candidates to the pool")
         added: list[Prompt] = []
         refused: list[str] = []
         before = {p.id for p in self.store.prompts.list(project_id)}
         with self.store.transaction():
-            for plan, text in drafts:
+            for origin, parent_id, text in items:
                 try:
                     prompt = self.pool.add_candidate(
-                        project_id,
-                        text,
-                        origin=plan.kind,
-                        parent_id=plan.parent.id if plan.parent else None,
+                        project_id, text, origin=origin, parent_id=parent_id
                     )
                 except CandidateRejected as exc:  # stored with its reason; shown in Inspect
                     refused.append(exc.reason)
@@ -279,6 +305,20 @@ class Proposer:
         if progress is not None:
             progress(1.0, proposal_summary(len(added), refused))
         return added
+
+    def _model_free(
+        self, project_id: int, annotator: str, n: int, rng: random.Random, ops: Sequence[str]
+    ) -> list[OperatorDraft]:
+        board = list(self.pool.leaderboard(project_id, annotator))
+        shown = [r for r in board if r.shown] or board[:1]
+        leaders = [(r.prompt.id, r.prompt.text) for r in shown[:2]]
+        learned = [
+            p.text
+            for p in self.store.preferences.list(project_id, annotator)
+            if p.pinned or p.status == "verified"
+        ]
+        pool = [r.prompt.text for r in board]
+        return model_free_candidates(leaders, pool, learned[:4], n, rng, ops)
 
     def _draft(
         self,
@@ -317,11 +357,6 @@ class Proposer:
             text = clean_candidate(completion.text, plan.parent.text if plan.parent else None)
             if text is not None:
                 drafts.append((plan, text))
-        if not drafts:
-            raise LLMError(
-                f"{call.model} did not return any usable prompt (each needs an instruction and "
-                f"{PLACEHOLDER}). The pool was left unchanged; try again or use a stronger model."
-            )
         return drafts
 
 

@@ -18,7 +18,13 @@ from typing import Any
 import numpy as np
 
 from promptopt.edit.distance import char_distance, word_distance, words
-from promptopt.edit.learning import LearnReport, PreferenceLearner, Selection, fact_of
+from promptopt.edit.learning import (
+    LearnReport,
+    PreferenceLearner,
+    Selection,
+    fact_of,
+    status_label,
+)
 from promptopt.edit.memory import ContextMemory
 from promptopt.edit.observe import apply_fixes
 from promptopt.edit.prompts import (
@@ -93,6 +99,8 @@ class EditResult:
 class ProfileEntry:
     preference: Preference
     sources: int  # memory items (rounds) that stored this phrase
+    status: str = ""  # verified | not verified | pending | pinned (always applied)
+    fixable: bool = False  # an observable preference with an exact output fix
 
 
 class EditService:
@@ -349,7 +357,12 @@ class EditService:
             if m.preference_id is not None
         )
         prefs = self.store.preferences.list(project_id, annotator, include_deleted=include_deleted)
-        return [ProfileEntry(p, counts.get(p.id, 0)) for p in prefs]
+        out: list[ProfileEntry] = []
+        for p in prefs:
+            fact = fact_of(p)
+            fixable = fact is not None and fact.fixable
+            out.append(ProfileEntry(p, counts.get(p.id, 0), status_label(p), fixable))
+        return out
 
     def sources(self, pref_id: int) -> list[Edit]:
         """The edits behind one phrase (its memory items that came from an edit)."""

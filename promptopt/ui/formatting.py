@@ -66,23 +66,32 @@ def leaderboard_rows(rows: Sequence[Any], project_prompt_id: int | None) -> list
 LEADERBOARD_HEADERS = ["rank", "id", "utility ± sd", "votes", "win rate", "origin", "prompt"]
 
 
+_KINDS = {"observable": "observed", "inferred": "inferred (LLM)", "user": "yours"}
+
+
 def profile_rows(entries: Iterable[Any]) -> list[list[Any]]:
+    """One row per preference: what it is, the evidence for it, whether it is applied."""
     out: list[list[Any]] = []
     for entry in entries:
         pref = entry.preference
+        evidence = pref.evidence.get("text") or f"from {entry.sources} round(s)"
+        reason = (pref.evidence.get("verification") or {}).get("reason") or ""
+        status = "deleted" if pref.deleted else entry.status
+        fix = ("on" if pref.fix else "off") if entry.fixable else ""
         out.append(
             [
                 pref.id,
                 pref.text,
-                entry.sources,
-                "yes" if pref.pinned else "",
-                "deleted" if pref.deleted else "",
+                _KINDS.get(pref.kind, pref.kind),
+                evidence,
+                status + (f": {reason}" if reason and not pref.pinned else ""),
+                fix,
             ]
         )
     return out
 
 
-PROFILE_HEADERS = ["id", "preference", "sources", "pinned", "status"]
+PROFILE_HEADERS = ["id", "preference", "kind", "evidence", "status", "exact fix"]
 
 
 def call_rows(calls: Iterable[Any]) -> list[list[Any]]:

@@ -396,6 +396,7 @@ class Workspace:
         text: str | None = None,
         pinned: bool | None = None,
         deleted: bool | None = None,
+        fix: bool | None = None,
     ) -> Preference:
         if pref_id is None:
             raise ValidationError("Click a preference in the table first.")
@@ -406,6 +407,7 @@ class Workspace:
             text=text,
             pinned=pinned,
             deleted=deleted,
+            fix=fix,
         )
 
     # -- exports and the call log ---------------------------------------------------------------

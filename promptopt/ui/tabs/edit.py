@@ -25,14 +25,22 @@ PENDING = "**Inferred preference:** pending (inferring in the background…)"
 
 
 def applied_text(draft: Draft) -> str:
+    fixes = draft.selection.fixes if draft.selection is not None else []
+    fixed = [f"- {escape_md(pref.text)} (exact fix on)" for pref, _ in fixes]
     if not draft.applied:
-        return "**Preferences applied:** none yet. Your edits teach them."
+        if draft.note:  # the profile is not empty: say why none of it applies here
+            head = f"**Preferences applied:** none. {escape_md(draft.note)}"
+        else:
+            head = "**Preferences applied:** none yet. Your edits teach them."
+        return "\n".join([head, *(["**Output fixes:**", *fixed] if fixed else [])])
     lines = ["**Preferences applied to this output:**"]
     for pref in draft.applied:
         pin = " 📌" if pref.pinned else ""
         lines.append(f"- {escape_md(pref.text)}{pin}")
-    if draft.preference and len(draft.applied) > 1:
+    if draft.preference and len(draft.applied) > 1 and draft.selection is None:
         lines.append(f"\nCondensed into: *{escape_md(draft.preference)}*")
+    if fixed:
+        lines += ["**Output fixes:**", *fixed]
     return "\n".join(lines)
 
 
@@ -152,7 +160,8 @@ class Handlers:
         except Exception as exc:
             yield {p.status: f"⚠ {user_message(exc)}", p.retry_btn: gr.update(visible=True)}
             return
-        st.draft_output = "".join(parts)
+        # The exact fixes the user switched on in Profile (none by default) apply to the output.
+        st.draft_output = draft.finish("".join(parts))
         yield {
             self.state: st,
             p.applied: applied_text(draft),

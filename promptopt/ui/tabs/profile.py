@@ -10,13 +10,18 @@ from promptopt.ui.context import AppContext, user_message
 from promptopt.ui.formatting import PROFILE_HEADERS, profile_rows
 from promptopt.ui.state import SessionState, bind_user
 
+INTRO = (
+    "What the app has learned about how **you** want outputs written: *observed* ones are "
+    "measured in your edits (with their evidence), *inferred* ones are the model's reading. "
+    "A preference is applied once *verified* (replayed on your earlier inputs, it brought "
+    "outputs closer to your edits); pin one to apply it anyway. An *exact fix* (off by "
+    "default) corrects outputs directly, e.g. cuts to a word limit at a sentence end."
+)
+
 
 def build(ctx: AppContext, state: gr.State) -> dict[str, Any]:
     ws = ctx.workspace
-    gr.Markdown(
-        "What the app has learned about how **you** want outputs written. Click a row to edit "
-        "it; pinned preferences are applied to every output; deleted ones are never used."
-    )
+    gr.Markdown(INTRO)
     with gr.Row():
         show_deleted = gr.Checkbox(label="Show deleted", value=False)
         refresh_btn = gr.Button("Refresh", size="sm", elem_id="profile-refresh")
@@ -37,6 +42,8 @@ def build(ctx: AppContext, state: gr.State) -> dict[str, Any]:
         unpin_btn = gr.Button("Unpin")
         delete_btn = gr.Button("Delete", variant="stop")
         restore_btn = gr.Button("Restore")
+        fix_on_btn = gr.Button("Exact fix on", elem_id="profile-fix-on")
+        fix_off_btn = gr.Button("Exact fix off")
     with gr.Row(equal_height=True):
         new_text = gr.Textbox(
             label="Add a preference of your own (pinned: applied to every output)",
@@ -106,6 +113,8 @@ def build(ctx: AppContext, state: gr.State) -> dict[str, Any]:
     unpin_btn.click(change(pinned=False), inputs, outputs, api_name="profile_unpin")
     delete_btn.click(change(deleted=True), inputs, outputs, api_name="profile_delete")
     restore_btn.click(change(deleted=False), inputs, outputs, api_name="profile_restore")
+    fix_on_btn.click(change(fix=True), inputs, outputs, api_name="profile_fix_on")
+    fix_off_btn.click(change(fix=False), inputs, outputs, api_name="profile_fix_off")
 
     def on_add(
         st: SessionState, body: str, deleted: bool, request: gr.Request | None = None
