@@ -244,7 +244,9 @@ def test_proposals_with_the_fake_llm(store, client, fake_llm, fake_embedder) -> 
         ]
     )
     progress: list[float] = []
-    added = svc.propose(project.id, "ann", n=2, progress=lambda f, msg: progress.append(f))
+    added = svc.propose(
+        project.id, "ann", n=2, progress=lambda f, msg: progress.append(f), operators=("llm",)
+    )
     assert [p.text for p in added] == [
         "Condense the passage below into two sentences.\n\n{input}",
         "Briefly sum up {input}",
@@ -265,10 +267,14 @@ def test_revisions_use_votes_and_pinned_preferences(store, client, fake_llm, fak
         duel = svc.next_duel(project.id, "ann")
         duel.output_a, duel.output_b = "output of a", "output of b"
         svc.record_vote(duel, _vote_for(duel, good.id), "ann", comment="shorter is better")
-    store.preferences.add(project_id=project.id, annotator="ann", text="plain words")
+    store.preferences.add(
+        project_id=project.id, annotator="ann", text="plain words", status="verified"
+    )
     store.preferences.add(project_id=project.id, annotator="ann", text="bullet points", pinned=True)
+    # a guess that replaying did not support never reaches the optimizer
+    store.preferences.add(project_id=project.id, annotator="ann", text="a plant-based diet")
     fake_llm.default = "Explain {input} briefly, in bullet points with plain words"
-    added = svc.propose(project.id, "ann", n=3)
+    added = svc.propose(project.id, "ann", n=3, operators=("llm",))
     revision_msgs = [
         r.messages[-1]["content"]
         for r in fake_llm.history
@@ -279,6 +285,7 @@ def test_revisions_use_votes_and_pinned_preferences(store, client, fake_llm, fak
     assert any(best_block in m for m in revision_msgs)
     msg = revision_msgs[0]
     assert msg.index("bullet points") < msg.index("plain words")  # pinned first
+    assert "plant-based" not in msg
     assert "shorter is better" in msg and "<preferred>" in msg
     induced = [r for r in fake_llm.history if "<examples>" in r.messages[-1]["content"]]
     assert induced and "output of" in induced[0].messages[-1]["content"]
@@ -297,11 +304,11 @@ def test_a_failed_proposal_leaves_the_pool_unchanged(
     fake_llm.enqueue(["Rewrite {input} nicely", LLMError("provider down")])
     before = store.prompts.list(project.id, active_only=False)
     with pytest.raises(LLMError, match="unchanged"):
-        svc.propose(project.id, "ann", n=2)
+        svc.propose(project.id, "ann", n=2, operators=("llm",))
     assert store.prompts.list(project.id, active_only=False) == before
     fake_llm.enqueue(["", "   "])
     with pytest.raises(LLMError, match="unchanged"):
-        svc.propose(project.id, "ann", n=2)
+        svc.propose(project.id, "ann", n=2, operators=("llm",))
     assert store.prompts.list(project.id, active_only=False) == before
 
 

@@ -76,15 +76,18 @@ def test_every_purpose_reaches_the_configured_server(
     added = CompareService(store, client, fake_embedder).propose(project.id, "ann", n=2)
     assert added
 
-    edit = EditService(store, client, fake_embedder, k=5)
-    for n in range(3):
-        draft = edit.prepare(project.id, "ann", first.id)
-        output = edit.generate(draft).completion().text
-        stored = edit.submit(draft, output, f"A shorter version number {n}.", "ann")
-        edit.learn(stored.edit.id)
+    # The reference method condenses; the app's default policy verifies by replaying.
+    for policy, who in (("cipher", "ann"), ("default", "bob")):
+        edit = EditService(store, client, fake_embedder, k=5, policy=policy)
+        for n in range(3):
+            draft = edit.prepare(project.id, who, first.id)
+            output = edit.generate(draft).completion().text
+            stored = edit.submit(draft, output, f"A shorter version number {n}.", who)
+            edit.learn(stored.edit.id)
 
     purposes = {row["purpose"] for row in store.database.db.query("SELECT purpose FROM llm_call")}
-    assert {"generate", "compare.propose", "infer-preference", "condense"} <= purposes
+    expected = {"generate", "compare.propose", "infer-preference", "condense", "verify-preference"}
+    assert expected <= purposes
     models = {r.body.get("model") for r in target.requests}
     assert models == {"gen-model", "meta-model"}
     assert all(r.path.endswith("/chat/completions") for r in target.requests)

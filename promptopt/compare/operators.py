@@ -85,7 +85,7 @@ def with_sentence(template: str, sentence: str) -> str:
     head, tail = split_template(template)
     parts = phrases(head)
     if parts and parts[-1][-1] not in ".!?":
-        parts[-1] += "."
+        parts[-1] = parts[-1].rstrip(":;,") + "."
     return _join([*parts, sentence], head, tail)
 
 

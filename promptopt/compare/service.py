@@ -15,7 +15,7 @@ import logging
 import random
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -588,5 +588,8 @@ class CompareService:
         annotator: str,
         n: int = 4,
         progress: Callable[[float, str], None] | None = None,
+        operators: Sequence[str] | None = None,
     ) -> list[Prompt]:
-        return self.proposer.propose(project_id, annotator, n=n, progress=progress)
+        return self.proposer.propose(
+            project_id, annotator, n=n, progress=progress, operators=operators
+        )

@@ -38,6 +38,7 @@ def threshold_for(embedder_name: str) -> float:
 MIN_LENGTH_RATIO = 0.25  # a candidate's instruction words over the base prompt's
 MAX_LENGTH_RATIO = 5.0
 MIN_WORDS = 3
+LENGTH_SLACK_WORDS = 40
 
 _MARKUP = [
     (re.compile(r"</?\s*[A-Za-z_][\w-]*\s*/?>"), "an XML/HTML-like tag"),
@@ -99,13 +100,15 @@ def check_syntax(text: str, base: str) -> Verdict:
     words, base_words = _instruction_words(text), max(1, _instruction_words(base))
     if words < MIN_WORDS:
         return Verdict(False, text, f"too short ({words} words of instruction)")
-    ratio = words / base_words
-    if ratio < MIN_LENGTH_RATIO or ratio > MAX_LENGTH_RATIO:
+    # Ratios alone would pin a one-word base prompt ("Summarize: {input}") to five words.
+    low = MIN_LENGTH_RATIO * base_words
+    high = max(MAX_LENGTH_RATIO * base_words, base_words + LENGTH_SLACK_WORDS)
+    if words < low or words > high:
         return Verdict(
             False,
             text,
-            f"length {words} words is {ratio:.1f}x the base prompt's {base_words} "
-            f"(allowed {MIN_LENGTH_RATIO}x-{MAX_LENGTH_RATIO:.0f}x)",
+            f"length {words} words is outside {low:.0f}-{high:.0f} for a base prompt of "
+            f"{base_words} words",
         )
     return Verdict(True, text)
 
