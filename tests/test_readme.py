@@ -132,3 +132,22 @@ def test_the_commands_in_the_readme_exist() -> None:
         if not words:
             continue  # promptopt --version
         assert any(" ".join(words).startswith(k) for k in known), line
+
+
+def test_the_install_steps_are_the_ones_ci_runs() -> None:
+    """The README's pip install steps are run by .ci/wheel-smoke (in a fresh virtualenv, with
+    the built wheel in place of the index and the local CPU torch wheel): keep the two in step."""
+    install = section("### Install with pip (no Makefile)")
+    (block,) = re.findall(r"^```bash\n(.*?)^```", install, re.DOTALL | re.MULTILINE)
+    steps = [line.split("#")[0].strip() for line in block.splitlines() if line.strip()]
+    smoke = (ROOT / ".ci" / "wheel-smoke").read_text(encoding="utf-8")
+    cpu_torch = "pip install torch --index-url https://download.pytorch.org/whl/cpu"
+    ci_form = {
+        cpu_torch: '"$BIN/pip" install -q "torch==',
+        "pip install promptopt": '"$BIN/pip" install -q "$WHEEL"',
+        "promptopt setup": '"$BIN/promptopt" setup',
+        "promptopt serve": '"$BIN/promptopt" serve',
+    }
+    assert steps == list(ci_form)
+    for step in steps:
+        assert ci_form[step] in smoke, step
