@@ -20,7 +20,7 @@ COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
     (("inputs", "import"), "promptopt.cli_projects", "import inputs from CSV, JSONL, TXT or stdin"),
     (("inputs", "list"), "promptopt.cli_projects", "list a project's inputs"),
     (("export",), "promptopt.export.cli", "export a project's learned prompt"),
-    (("votes", "export"), "promptopt.export.cli", "export all comparisons and edits"),
+    (("votes", "export"), "promptopt.export.cli", "export every vote and edit, one row each"),
     (("bench", "services"), "promptopt.bench_services", "benchmark the LLM, embedder and FAISS"),
     (("bench", "compare"), "promptopt.compare.bench_cli", "benchmark the Compare engine"),
     (("bench", "edit"), "promptopt.edit.bench", "benchmark the Edit engine"),
