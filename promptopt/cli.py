@@ -24,6 +24,7 @@ COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
     (("bench", "services"), "promptopt.bench_services", "benchmark the LLM, embedder and FAISS"),
     (("bench", "compare"), "promptopt.compare.bench_cli", "benchmark the Compare engine"),
     (("bench", "edit"), "promptopt.edit.bench", "benchmark the Edit engine"),
+    (("bench", "import"), "promptopt.bench_import", "time a large CSV's preview and import"),
     (("db", "path"), "promptopt.cli_basic", "print the database path"),
     (("db", "metadata"), "promptopt.cli_basic", "print or write Datasette metadata (labels)"),
 ]

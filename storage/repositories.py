@@ -177,28 +177,23 @@ class InputRepo(_Repo):
         if not texts:
             return []
         now = utcnow()
-        start = self._rows(
-            "SELECT COALESCE(MAX(position), -1) + 1 AS p FROM input WHERE project_id = ?",
-            [project_id],
-        )[0]["p"]
         ids: list[int] = []
         with self.database.transaction() as db:
-            table = db.table("input")
+            # Positions read inside the write transaction, so that two imports never share one.
+            start = db.execute(
+                "SELECT COALESCE(MAX(position), -1) + 1 FROM input WHERE project_id = ?",
+                [project_id],
+            ).fetchone()[0]
+            # One prepared statement rather than sqlite-utils' per-row insert, which inspects
+            # the table each time: a 10 MB import is 100,000 rows.
+            cursor = db.conn.cursor()
+            sql = (
+                "INSERT INTO input (project_id, text, source, position, created_at) "
+                "VALUES (?, ?, ?, ?, ?)"
+            )
             for offset, text in enumerate(texts):
-                ids.append(
-                    int(
-                        table.insert(
-                            {
-                                "project_id": project_id,
-                                "text": str(text),
-                                "source": source,
-                                "position": start + offset,
-                                "created_at": now,
-                            }
-                        ).last_pk
-                        or 0
-                    )
-                )
+                cursor.execute(sql, (project_id, str(text), source, start + offset, now))
+                ids.append(int(cursor.lastrowid or 0))
         return ids
 
     def add(self, project_id: int, text: str, source: str = "typed") -> Input:

@@ -216,3 +216,33 @@ def test_add_own_preference_is_pinned_and_applied(app: RunningApp) -> None:
     assert "pinned" in status and table["data"][0][1] == "always end with a question"
     applied = client.predict(api_name="/edit_next")[1]
     assert "always end with a question" in applied
+
+
+def test_hostile_files_get_a_report_never_a_traceback(app: RunningApp, tmp_path: Path) -> None:
+    """Issue 9, failure 3: through the app, bad files gave "Something went wrong"."""
+    client = session(app)
+    create(client, "hostile files")
+    files = {
+        "surrogate.jsonl": b'{"text": "a \\ud800 b"}\n{"text": "good"}\n',
+        "deep.jsonl": b"[" * 10_000 + b'\n{"text": "good"}\n',
+        "bytes.csv": b"text\nbad \xff byte\ngood\n",
+        "huge.csv": b'text\n"' + b"x" * 200_000 + b'"\ngood\n',
+        "seps.txt": "a\u2028b\ngood\n".encode(),
+        "utf16.csv": "text\ngood\n".encode("utf-16"),
+        "empty.csv": b"",
+        "nothing.jsonl": b"{bad\n[1,\n",
+    }
+    for name, data in files.items():
+        path = tmp_path / name
+        path.write_bytes(data)
+        status = client.predict(
+            gradio_client.handle_file(str(path)), None, api_name="/import_inputs"
+        )[0]
+        assert "Something went wrong" not in status, (name, status)
+        if name in ("utf16.csv", "empty.csv", "nothing.jsonl"):
+            assert "save it as" in status or "no good rows" in status, (name, status)
+        else:
+            assert "Imported 2 inputs" in status or "Imported 1 inputs" in status, (name, status)
+    project = app.context.workspace.store.projects.find("hostile files")
+    texts = [i.text for i in app.context.workspace.store.inputs.list(project.id)]
+    assert "a \ufffd b" in texts and "bad \ufffd byte" in texts and "a\u2028b" in texts

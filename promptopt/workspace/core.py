@@ -21,7 +21,13 @@ from promptopt.compare.service import BestReport, CompareService, Duel, Leaderbo
 from promptopt.edit.service import Draft, EditResult, EditService, ProfileEntry
 from promptopt.embeddings import Embedder
 from promptopt.generation import GenerationSettings, validate_template
-from promptopt.inputs_io import ParseResult, guess_format, parse_inputs_text
+from promptopt.inputs_io import (
+    PREVIEW_ROWS,
+    ParseResult,
+    guess_format,
+    import_stream,
+    parse_inputs_file,
+)
 from promptopt.llm import LLMClient, StreamingResponse, default_model
 from promptopt.projects import SAMPLES, create_project, load_sample
 from promptopt.storage import NotFoundError, Store, ValidationError
@@ -33,6 +39,7 @@ from promptopt.workspace.pairs import PairPipeline, PendingPair
 log = logging.getLogger("promptopt.workspace")
 
 IMPORT_CHUNK = 200
+IMPORT_BATCH = 5000  # rows per transaction when streaming a file in
 # What the screen's two sides are called, and how a press maps to the engine's verdict about
 # duel.prompt_a / duel.prompt_b (sides are randomised, verdicts name prompts).
 SCREEN_VERDICTS = ("left", "right", "tie", "both_bad", "skip")
@@ -187,10 +194,42 @@ class Workspace:
 
     @staticmethod
     def parse_inputs(path: str, column: str | None) -> tuple[ParseResult, str]:
-        """Read an uploaded CSV/JSONL/TXT file: the good rows, the bad rows, the columns."""
-        raw = Path(path).read_text(encoding="utf-8")
+        """Preview an uploaded CSV/JSONL/TXT file: its first good rows, how many there are, the
+        bad rows with their line numbers, the columns. Streams: any size, bounded memory."""
         fmt = guess_format(path)
-        return parse_inputs_text(raw, fmt, column or None), fmt
+        return parse_inputs_file(path, column or None, fmt, preview=PREVIEW_ROWS), fmt
+
+    def import_file(
+        self,
+        project_id: int,
+        path: str,
+        column: str | None,
+        source: str,
+        progress: Callable[[float, str], None] | None = None,
+    ) -> tuple[int, ParseResult]:
+        """Store a file's good rows as they are read (batches of IMPORT_BATCH), never the whole
+        file in memory; returns how many were added and the report of the bad rows."""
+        self.project(project_id)
+        added, report = import_stream(
+            path,
+            column or None,
+            lambda texts: len(self.store.inputs.add_many(project_id, texts, source=source)),
+            batch=IMPORT_BATCH,
+            progress=progress,
+        )
+        if not added:
+            raise ValidationError(
+                "The file has no good rows"
+                + (
+                    f" ({report.problem_count} bad ones: {report.problems[0]})"
+                    if report.problems
+                    else ""
+                )
+                + ". Fix it and upload it again."
+            )
+        self.compare.inputs_changed(project_id)
+        self.embed_inputs_later(project_id)
+        return added, report
 
     def import_inputs(
         self,

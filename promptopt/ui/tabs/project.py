@@ -363,18 +363,19 @@ class InputHandlers:
             }
         try:
             result, fmt = self.ws.parse_inputs(path, col)
-        except UnicodeDecodeError:
+        except Exception as exc:  # any file gets a message, never a traceback
             return {
-                p.problems: "This file is not UTF-8 text; save it as UTF-8 and upload it again."
+                p.column: gr.update(visible=False, choices=[], value=None),
+                p.preview: gr.update(visible=False, value=[]),
+                p.problems: user_message(exc),
+                p.import_btn: gr.update(interactive=False),
             }
-        except Exception as exc:
-            return {p.problems: user_message(exc), p.import_btn: gr.update(interactive=False)}
-        lines = [f"**{len(result.texts)} inputs** read from this {fmt.upper()} file."]
-        if result.problems:
-            lines.append(f"{len(result.problems)} rows skipped:")
+        lines = [f"**{result.count} inputs** read from this {fmt.upper()} file."]
+        if result.problem_count:
+            lines.append(f"{result.problem_count} rows with problems (listed by line):")
             lines += [f"- {escape_md(q)}" for q in result.problems[:20]]
-            if len(result.problems) > 20:
-                lines.append(f"- … and {len(result.problems) - 20} more")
+            if result.problem_count > 20:
+                lines.append(f"- … and {result.problem_count - 20} more")
         return {
             p.column: gr.update(
                 visible=bool(result.columns), choices=result.columns, value=result.column
@@ -383,7 +384,7 @@ class InputHandlers:
                 visible=True, value=[[shorten(t, 200)] for t in result.texts[:10]]
             ),
             p.problems: "\n".join(lines),
-            p.import_btn: gr.update(interactive=bool(result.texts)),
+            p.import_btn: gr.update(interactive=bool(result.count)),
         }
 
     def import_file(
@@ -398,17 +399,17 @@ class InputHandlers:
             project = self.ws.project(st.project_id)
             if not path:
                 return {p.status: "Upload a file with at least one good row first."}
-            result, _ = self.ws.parse_inputs(path, col)
             source = Path(path).name
-            added = self.ws.import_inputs(
+            added, result = self.ws.import_file(
                 project.id,
-                result.texts,
+                path,
+                col,
                 source,
                 progress=lambda frac, desc: progress(frac, desc=desc),
             )
         except Exception as exc:
             return {p.status: user_message(exc)}
-        skipped = f" ({len(result.problems)} bad rows skipped)" if result.problems else ""
+        skipped = f" ({result.problem_count} bad rows skipped)" if result.problem_count else ""
         return {
             p.status: f"Imported {added} inputs from {escape_md(source)}{skipped}.",
             self.header: banner(self.projects.ctx, st),
