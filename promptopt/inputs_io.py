@@ -188,21 +188,18 @@ class _JsonlReader:
         # The column is chosen from the keys of the first objects (up to _SAMPLE_ROWS of them,
         # so memory stays bounded), not of the first one alone: one odd first row must not send
         # every other row to "no text".
-        sample: list[tuple[int, object, str | None]] = []
+        sample: list[Row | tuple[int, object, str | None]] = []
         parsed = self._parsed(stream)
         for item in parsed:
-            if isinstance(item, Row):
-                yield item
-                continue
-            sample.append(item)
-            if isinstance(item[1], dict):
+            sample.append(item)  # kept in file order, bad rows included
+            if not isinstance(item, Row) and isinstance(item[1], dict):
                 self._note_keys(item[1])
             if len(sample) >= _SAMPLE_ROWS:
                 break
         if self.chosen is None and self.columns:
             self.chosen = _pick_column(self.columns, None)
-        for number, value, problem in sample:
-            yield self._row(number, value, problem)
+        for item in sample:
+            yield item if isinstance(item, Row) else self._row(*item)
         for item in parsed:
             yield item if isinstance(item, Row) else self._row(*item)
 
