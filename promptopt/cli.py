@@ -27,6 +27,7 @@ COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
     (("bench", "import"), "promptopt.bench_import", "time a large CSV's preview and import"),
     (("db", "path"), "promptopt.cli_basic", "print the database path"),
     (("db", "metadata"), "promptopt.cli_basic", "print or write Datasette metadata (labels)"),
+    (("bench", "pair"), "promptopt.llm.bench_pair", "time a Compare pair: batched vs one by one"),
 ]
 
 GROUP_HELP = {

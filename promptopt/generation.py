@@ -114,12 +114,14 @@ def generate(
     project_id: int | None = None,
     purpose: str = "generate",
     use_cache: bool = True,
+    background: bool = False,
 ) -> StreamingResponse:
-    """Stream the project's generator on one input (cached by full request by default)."""
+    """Stream the project's generator on one input (cached by full request by default).
+    ``background``: nobody waits for it on screen, so calls that somebody waits for go first."""
     call = settings.resolved()
     response = client.stream(
         build_messages(template, input_text, preference=preference),
-        context=CallContext(purpose=purpose, project_id=project_id),
+        context=CallContext(purpose=purpose, project_id=project_id, background=background),
         use_cache=use_cache,
         **call.kwargs(),
     )
@@ -135,6 +137,7 @@ def generate_many(
     project_id: int | None = None,
     purpose: str = "generate",
     use_cache: bool = True,
+    background: bool = False,
 ) -> list[StreamingResponse]:
     """``generate`` for several (template, input) jobs at once: one response per job, each
     read on its own. The local model decodes them as one batch (two outputs cost little more
@@ -142,7 +145,7 @@ def generate_many(
     call = settings.resolved()
     responses = client.stream_many(
         [build_messages(t, i, preference=preference) for t, i in jobs],
-        context=CallContext(purpose=purpose, project_id=project_id),
+        context=CallContext(purpose=purpose, project_id=project_id, background=background),
         use_cache=use_cache,
         **call.kwargs(),
     )

@@ -65,6 +65,9 @@ class LLMRequest:
     messages: list[dict[str, str]]
     params: GenerationParams
     api_base: str | None = None
+    # Work nobody waits for on screen (prefetch, proposals): a backend with one shared model
+    # serves it after calls the user waits for. Not part of the request's identity.
+    background: bool = False
 
     def cache_key(self) -> str:
         payload = {
@@ -88,12 +91,14 @@ class Usage:
 @dataclass
 class Chunk:
     """A text delta, or the final usage. ``started`` marks the moment a backend that queues for
-    a shared resource (the local model's lock) begins its own work: the time limit starts
-    there, so waiting behind another job never counts against a call."""
+    a shared resource (the local model's lock) begins (or resumes) its own work, ``paused`` the
+    moment it steps aside for another job: the time limit counts only the time in between, so
+    waiting behind other work never counts against a call."""
 
     text: str = ""
     usage: Usage | None = None
     started: bool = False
+    paused: bool = False
 
 
 @dataclass

@@ -20,6 +20,44 @@ from promptopt.llm.base import Chunk, LLMError, LLMRequest, LLMTimeoutError
 _END = object()
 
 
+class WorkClock:
+    """The time limit of one call, counting only the backend's own work: for a backend that
+    signals it, the time between ``started`` and ``paused`` chunks; before it starts (or while
+    paused) the call may wait up to ``wait_s`` for the backend to take it (again)."""
+
+    def __init__(self, model: str, timeout_s: float, wait_s: float, signals_start: bool) -> None:
+        self.model = model
+        self.timeout_s = timeout_s
+        self.wait_s = wait_s
+        self.working = not signals_start
+        self.left = timeout_s
+        self.deadline = time.monotonic() + (timeout_s if self.working else wait_s)
+
+    def see(self, chunk: Chunk) -> None:
+        now = time.monotonic()
+        if chunk.started and not self.working:
+            self.working = True
+            self.deadline = now + self.left
+        elif chunk.paused and self.working:
+            self.working = False
+            self.left = max(0.0, self.deadline - now)
+            self.deadline = now + self.wait_s
+
+    def remaining(self) -> float:
+        return self.deadline - time.monotonic()
+
+    def expired(self) -> LLMTimeoutError:
+        if self.working:
+            return LLMTimeoutError(
+                f"{self.model} did not answer within {self.timeout_s:.0f}s. Try again, pick a "
+                "faster model, or raise the time limit (PROMPTOPT_LLM_TIMEOUT)."
+            )
+        return LLMTimeoutError(
+            f"{self.model} was busy with other work for {self.wait_s:.0f}s and did not get to "
+            "this call. Try again in a moment."
+        )
+
+
 class BatchRun:
     """One ``stream_batch`` call shared by the responses of its requests."""
 
@@ -38,14 +76,12 @@ class BatchRun:
     def member(self, index: int) -> Iterator[Chunk]:
         """The chunks of request ``index``; starts the batch on the first read of any member."""
         self._start()
-        signals_start = bool(getattr(self.backend, "signals_start", False))
-        limit = self.wait_s if signals_start else self.timeout_s
-        deadline = time.monotonic() + limit
-        started = not signals_start
         request = self.requests[index]
+        signals_start = bool(getattr(self.backend, "signals_start", False))
+        clock = WorkClock(request.model, self.timeout_s, self.wait_s, signals_start)
         try:
             while True:
-                remaining = deadline - time.monotonic()
+                remaining = clock.remaining()
                 if remaining <= 0:
                     raise queue.Empty
                 item = self._queues[index].get(timeout=remaining)
@@ -55,26 +91,14 @@ class BatchRun:
                     if isinstance(item, LLMError):
                         raise item
                     raise LLMError(f"{request.model} failed: {item}") from item
-                if item.started:
-                    if not started:
-                        started = True
-                        deadline = time.monotonic() + self.timeout_s
+                if item.started or item.paused:
+                    clock.see(item)
                     continue
                 yield item
                 if item.usage is not None:
                     return
         except queue.Empty:
-            if started:
-                message = (
-                    f"{request.model} did not answer within {self.timeout_s:.0f}s. Try again, "
-                    "pick a faster model, or raise the time limit (PROMPTOPT_LLM_TIMEOUT)."
-                )
-            else:
-                message = (
-                    f"{request.model} was busy with other work for {self.wait_s:.0f}s and did "
-                    "not start this call. Try again in a moment."
-                )
-            raise LLMTimeoutError(message) from None
+            raise clock.expired() from None
         finally:
             self._close(index)
 

