@@ -116,6 +116,12 @@ def configure_projects_set(parser: argparse.ArgumentParser) -> None:
     _model_options(parser)
     parser.add_argument("--temperature", type=float, help="sampling temperature of outputs")
     parser.add_argument("--max-tokens", type=int, help="longest output, in tokens")
+    parser.add_argument(
+        "--stop",
+        action="append",
+        metavar="TEXT",
+        help="end each output before this text (repeatable; --stop '' clears them)",
+    )
     parser.add_argument("--json", action="store_true", help="print the project as JSON")
     parser.epilog = "An empty value (e.g. --api-base '') clears that setting."
 
@@ -148,6 +154,12 @@ def run_projects_set(args: argparse.Namespace) -> int:
         if args.max_tokens < 1:
             raise ValidationError("--max-tokens must be at least 1.")
         settings["max_tokens"] = args.max_tokens
+    if args.stop is not None:
+        stops = [text for text in args.stop if text]
+        if stops:
+            settings["stop"] = stops
+        else:
+            settings.pop("stop", None)
     if settings != (project.settings or {}):
         updates["settings"] = settings
     template = _template_of(args)
@@ -226,6 +238,7 @@ def _print_project(store: Store, project: Project, as_json: bool) -> None:
         "api_base": settings.get("api_base"),
         "temperature": settings.get("temperature"),
         "max_tokens": settings.get("max_tokens"),
+        "stop": settings.get("stop"),
         "prompts": len(store.prompts.list(project.id)),
         "prompt_id": project.prompt_id,
     }

@@ -17,6 +17,7 @@ from promptopt.llm import (
     LLMClient,
     StreamingResponse,
 )
+from promptopt.llm.base import DEFAULT_MAX_TOKENS
 from promptopt.llm.client import default_model
 from promptopt.llm.resolve import (
     AUTH_ENV_SETTING,
@@ -71,8 +72,9 @@ def build_messages(
 class GenerationSettings:
     model: str | None = None
     temperature: float = 0.7
-    max_tokens: int = 256
+    max_tokens: int = DEFAULT_MAX_TOKENS
     seed: int | None = None
+    stop: list[str] | None = None  # the output ends before the first of these
     api_base: str | None = None  # the public address; the credential stays in the environment
     api_base_auth_env: str | None = None
 
@@ -86,13 +88,17 @@ class GenerationSettings:
             temperature=call.params.temperature,
             max_tokens=call.params.max_tokens,
             seed=call.params.seed,
+            stop=call.params.stop,
             api_base=public_url(call.api_base),
             api_base_auth_env=settings.get(AUTH_ENV_SETTING),
         )
 
     def params(self) -> GenerationParams:
         return GenerationParams(
-            temperature=self.temperature, max_tokens=self.max_tokens, seed=self.seed
+            temperature=self.temperature,
+            max_tokens=self.max_tokens,
+            seed=self.seed,
+            stop=self.stop or None,
         )
 
     def resolved(self) -> ResolvedCall:

@@ -261,6 +261,15 @@ def test_projects_create_show_set(
     assert shown["api_base"] is None and shown["max_tokens"] == 64 and shown["prompts"] == 2
     code, out, _ = run(capsys, "projects", "show", "Short briefs")
     assert "generator_model: openai/qwen" in out.splitlines()
+    code, out, err = run(
+        capsys, "projects", "set", "Short briefs", "--stop", "\n\n", "--stop", "###"
+    )
+    assert code == 0, err
+    code, out, _ = run(capsys, "projects", "show", "Short briefs", "--json")
+    assert json.loads(out)["stop"] == ["\n\n", "###"]
+    code, out, err = run(capsys, "projects", "set", "Short briefs", "--stop", "")
+    code, out, _ = run(capsys, "projects", "show", "Short briefs", "--json")
+    assert json.loads(out)["stop"] is None
 
 
 def test_projects_create_opens_a_sample(capsys: pytest.CaptureFixture[str]) -> None:

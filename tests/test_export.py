@@ -29,6 +29,7 @@ from promptopt.export.formats import (
     read_markdown_prompt,
 )
 from promptopt.generation import build_messages, render
+from promptopt.llm.base import DEFAULT_MAX_TOKENS
 from promptopt.storage import Store
 
 PREFS = "British spelling; bullet points; formal tone"
@@ -220,7 +221,7 @@ def test_llm_template_loads_with_llms_own_loader(
     # Issue 13, failure 3: the model and its options travel with the template, and llm's own
     # model accepts those options (it refuses unknown ones).
     assert template.model == "gpt-4o-mini"
-    assert template.options == {"temperature": 0.7, "max_tokens": 256}
+    assert template.options == {"temperature": 0.7, "max_tokens": DEFAULT_MAX_TOKENS}
     llm.get_model(template.model).Options(**template.options)
 
 
@@ -290,7 +291,10 @@ def test_promptfoo_keeps_the_server_address_without_credentials(
     provider = yaml.safe_load(export(store, sample, "promptfoo"))["providers"][0]
     assert provider["id"] == "openai:chat:qwen2.5-7b"
     assert provider["config"]["apiBaseUrl"] == "http://gpu-box:8000/v1"
-    assert provider["config"]["temperature"] == 0.7 and provider["config"]["max_tokens"] == 256
+    assert (
+        provider["config"]["temperature"] == 0.7
+        and provider["config"]["max_tokens"] == DEFAULT_MAX_TOKENS
+    )
 
 
 def test_promptfoo_validate_accepts_the_config(

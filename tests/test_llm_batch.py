@@ -172,3 +172,19 @@ def test_a_call_that_never_starts_says_the_model_was_busy(store: Store) -> None:
     with pytest.raises(LLMTimeoutError, match="busy with other work"):
         client.complete("a", model="queued/x")
     other.join()
+
+
+def test_project_output_length_and_stops_reach_the_call(store: Store) -> None:
+    from promptopt.llm.base import DEFAULT_MAX_TOKENS
+
+    project = store.projects.create("lengths", "Summarise: {input}")
+    settings = GenerationSettings.from_project(store.projects.get(project.id))
+    assert settings.max_tokens == DEFAULT_MAX_TOKENS <= 160  # a summary, not an essay
+    assert settings.params().stop is None
+    store.projects.update(project.id, settings={"max_tokens": 40, "stop": ["\n\n", ""]})
+    settings = GenerationSettings.from_project(store.projects.get(project.id))
+    fake = FakeLLM()
+    client = create_client(store, fake=fake)
+    generate_many(client, JOBS, GenerationSettings(**{**vars(settings), "model": "fake"}))[0].text()
+    assert fake.history[0].params.max_tokens == 40
+    assert fake.history[0].params.stop == ["\n\n"]

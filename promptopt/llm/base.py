@@ -42,6 +42,12 @@ class UnknownModelError(LLMError):
     """The model name does not name any provider or local model."""
 
 
+# Output length of a project that sets none: room for a summary or a short answer (~100 words).
+# Decoding time grows with it, and a pair is read in seconds; a project that wants long texts
+# raises its own max_tokens.
+DEFAULT_MAX_TOKENS = 128
+
+
 class Message(BaseModel):
     model_config = ConfigDict(extra="forbid")
     role: str

@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
-from promptopt.llm.base import GenerationParams, LLMError
+from promptopt.llm.base import DEFAULT_MAX_TOKENS, GenerationParams, LLMError
 from promptopt.llm.client import default_model
 from promptopt.llm.secrets import has_credentials, public_url, redact, secrets_of
 
@@ -87,11 +87,21 @@ def resolve_call(
     if params is None:
         params = GenerationParams(
             temperature=float(settings.get("temperature", 0.7)),
-            max_tokens=int(settings.get("max_tokens", 256)),
+            max_tokens=int(settings.get("max_tokens", DEFAULT_MAX_TOKENS)),
             seed=settings.get("seed"),
+            stop=stop_sequences(settings.get("stop")),
         )
     api_base = connect_url(settings.get("api_base"), settings.get(AUTH_ENV_SETTING))
     return ResolvedCall(model=chosen, api_base=api_base, params=params)
+
+
+def stop_sequences(value: Any) -> list[str] | None:
+    """A project's ``stop`` setting: one string or a list of them; empty ones are dropped."""
+    if value is None:
+        return None
+    items = [value] if isinstance(value, str) else list(value)
+    stops = [str(item) for item in items if str(item)]
+    return stops or None
 
 
 def connect_url(api_base: str | None, auth_env: str | None = None) -> str | None:
