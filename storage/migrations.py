@@ -7,7 +7,9 @@ an upgrade from any earlier version is exercised.
 
 from __future__ import annotations
 
+import json
 from typing import Any
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
@@ -276,3 +278,66 @@ def m0003_learning_earns_its_place(db: sqlite_utils.Database) -> None:
         defaults={"meta": "{}"},
     )
     _t(db, "rejection").create_index(["project_id"])
+
+
+def _public_url(url: str) -> str:
+    parts = urlsplit(url.strip())
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+def _url_secrets(url: str) -> set[str]:
+    parts = urlsplit(url.strip())
+    found: set[str] = set()
+    if "@" in parts.netloc:
+        userinfo = parts.netloc.rsplit("@", 1)[0]
+        found.add(userinfo)
+        found.update(p for p in (parts.username, parts.password) if p)
+        found.update(unquote(p) for p in (parts.username, parts.password) if p)
+    for pair in parts.query.split("&") if parts.query else []:
+        value = pair.partition("=")[2]
+        found.update(v for v in (value, unquote(value)) if v)
+    return {s for s in found if len(s) >= 3}
+
+
+@MIGRATIONS(name="0004_no_credentials_in_server_addresses")
+def m0004_no_credentials(db: sqlite_utils.Database) -> None:
+    # Issue 9: an api_base such as http://user:secret@host was stored in the project's settings
+    # and in every call's params, and servers echoing it put it in call errors. Credentials now
+    # come from the environment only (PROMPTOPT_API_BASE_AUTH); drop them from what was stored.
+    # secure_delete overwrites the freed bytes, so the secret does not linger in free pages.
+    db.execute("PRAGMA secure_delete = ON")
+    projects = list(db.query("SELECT id, settings FROM project"))
+    calls = list(db.query("SELECT id, params, error FROM llm_call"))
+    # First every credential ever stored, so that an error echoing one is cleaned whichever row
+    # stored the address.
+    secrets: set[str] = set()
+    for text in [r["settings"] for r in projects] + [r["params"] for r in calls]:
+        url = json.loads(text or "{}").get("api_base")
+        if isinstance(url, str):
+            secrets |= _url_secrets(url)
+    if not secrets:
+        return
+    ordered = sorted(secrets, key=len, reverse=True)
+    for table, column, rows in (("project", "settings", projects), ("llm_call", "params", calls)):
+        for row in rows:
+            values = json.loads(row[column] or "{}")
+            url = values.get("api_base")
+            if isinstance(url, str) and _url_secrets(url):
+                values["api_base"] = _public_url(url)
+                db.execute(
+                    f"UPDATE [{table}] SET [{column}] = ? WHERE id = ?",
+                    [json.dumps(values, ensure_ascii=False, sort_keys=True), row["id"]],
+                )
+    for row in calls:
+        error = row["error"]
+        if not error:
+            continue
+        for secret in ordered:
+            error = error.replace(secret, "***")
+        if error != row["error"]:
+            db.execute("UPDATE llm_call SET error = ? WHERE id = ?", [error, row["id"]])

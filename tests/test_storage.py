@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 from pathlib import Path
@@ -303,3 +304,32 @@ def test_call_log_round_trip(store: Store) -> None:
     assert call.messages == [{"role": "user", "content": "héllo"}]
     assert call.params == {"temperature": 0.1}
     assert store.calls.cached_output("k").output == "out"  # type: ignore[union-attr]
+
+
+def test_credentials_stored_by_older_versions_are_removed(tmp_path: Path) -> None:
+    """Issue 9, failure 2: user:secret@ in api_base sat in settings, call params and errors."""
+    secret = "s3cret-Pa55word"
+    path = tmp_path / "v3.db"
+    db = Database(path, migrate=False)
+    MIGRATIONS.apply(db.db, stop_before="0004_no_credentials_in_server_addresses")
+    url = f"http://bob:{secret}@gpu:8000/v1?api_key=KEY-{secret}"
+    with db.transaction() as conn:
+        conn.table("project").insert(
+            {"id": 1, "name": "p", "template": "{input}", "settings": json.dumps({"api_base": url})}
+        )
+        calls = conn.table("llm_call")
+        calls.insert({"id": 1, "model": "m", "messages": "[]", "error": f"refused {secret}"})
+        calls.insert(
+            {"id": 2, "model": "m", "messages": "[]", "params": json.dumps({"api_base": url})}
+        )
+    db.close()
+    upgraded = open_store(path)
+    assert upgraded.projects.get(1).settings == {"api_base": "http://gpu:8000/v1"}
+    assert upgraded.calls.get(2).params == {"api_base": "http://gpu:8000/v1"}
+    assert upgraded.calls.get(1).error == "refused ***"
+    upgraded.database.close()
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    for file in tmp_path.glob("v3.db*"):
+        assert secret.encode() not in file.read_bytes(), file
