@@ -233,7 +233,7 @@ def test_neural_sigma_matches_explicit_gradients() -> None:
     duels.add(0, 1, 1.0)
     duels.add(2, 3, 0.0)
     model.fit(duels)
-    model.add_to_u(0, 1)
+    blocks = model.confidence([(0, 1)])
 
     def grad(k: int) -> np.ndarray:
         w1, b1, w2, b2, w3, _ = model.params
@@ -247,18 +247,20 @@ def test_neural_sigma_matches_explicit_gradients() -> None:
             [np.outer(d1, x[k]).ravel(), d1, np.outer(d2, h1).ravel(), d2, h2, [1.0]]
         )
 
-    u = np.concatenate([b.ravel() for b in model.u])
+    u = np.concatenate([b.ravel() for b in blocks])
     anchor = 4
     expected = np.array([np.sqrt(np.sum((grad(k) - grad(anchor)) ** 2 / u)) for k in range(7)])
-    assert np.allclose(model.sigma(anchor), expected, rtol=1e-3, atol=1e-5)
-    assert model.sigma(anchor)[anchor] == pytest.approx(0.0, abs=1e-4)
-    # U grew by the squared gradient difference of the pair (0, 1)
+    assert np.allclose(model.sigma(anchor, blocks), expected, rtol=1e-3, atol=1e-5)
+    assert model.sigma(anchor, blocks)[anchor] == pytest.approx(0.0, abs=1e-4)
+    # U = lambda + the squared gradient difference of the one pair in the history, (0, 1)
     assert np.allclose(u, 0.1 + (grad(0) - grad(1)) ** 2, rtol=1e-3, atol=1e-6)
 
 
 def test_apohf_trains_from_the_same_init_every_round() -> None:
     x = _pool(12, dim=8)
-    strategy = NeuralStrategy(x, np.random.default_rng(0), params=NeuralBTParams(steps=50))
+    strategy = NeuralStrategy(
+        x, np.random.default_rng(0), params=NeuralBTParams(steps=50), initial_random=0
+    )
     votes = Votes()
     votes.add(0, 1, "a")
     strategy.update(votes)

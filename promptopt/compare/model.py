@@ -316,8 +316,8 @@ class NeuralBTParams:
 
 
 class NeuralBT:
-    """MLP d -> h -> h -> 1 with ReLU. ``fit`` trains from ``init`` (the reference restarts from
-    the same initialisation every round) or from the current weights when ``warm`` is set."""
+    """MLP d -> h -> h -> 1 with ReLU. ``fit`` trains from ``init_flat`` (the reference restarts
+    from the same initialisation every round) or from the current weights when ``warm`` is set."""
 
     def __init__(
         self, features: np.ndarray, rng: np.random.Generator, params: NeuralBTParams | None = None
@@ -328,12 +328,9 @@ class NeuralBT:
         d, h = self.x.shape[1], self.p.hidden
 
         def layer(fan_in: int, fan_out: int) -> tuple[np.ndarray, np.ndarray]:
-            # PyTorch's nn.Linear default: uniform(+-1/sqrt(fan_in)) for weights and biases
-            bound = 1.0 / math.sqrt(fan_in)
-            return (
-                rng.uniform(-bound, bound, size=(fan_out, fan_in)),
-                rng.uniform(-bound, bound, size=fan_out),
-            )
+            # The reference draws every weight and bias from N(0, 1) (torch.nn.init.normal_),
+            # not PyTorch's default uniform(+-1/sqrt(fan_in)).
+            return rng.standard_normal((fan_out, fan_in)), rng.standard_normal(fan_out)
 
         w1, b1 = layer(d, h)
         w2, b2 = layer(h, h)
@@ -343,9 +340,6 @@ class NeuralBT:
         # One flat parameter vector (blocks are views into it), so Adam is five vector ops a step.
         self.init_flat = np.concatenate([b.ravel() for b in blocks])
         self.flat = self.init_flat.copy()
-        self.init = self._views(self.init_flat)
-        # Diagonal of U, one array per parameter block, starting at lambda.
-        self.u = [np.full_like(p, self.p.lam) for p in self.init]
 
     def _views(self, flat: np.ndarray) -> list[np.ndarray]:
         out, start = [], 0
@@ -424,26 +418,36 @@ class NeuralBT:
         d1 = (d2 @ w2) * (z1 > 0)
         return x, h1, h2, d1, d2
 
-    def add_to_u(self, a: int, b: int) -> None:
-        """U += (g(a) - g(b))^2, elementwise, with the current network."""
-        xs, h1, h2, d1, d2 = self._grad_parts(np.array([a, b]))
-        diffs = [
-            np.outer(d1[0], xs[0]) - np.outer(d1[1], xs[1]),
-            d1[0] - d1[1],
-            np.outer(d2[0], h1[0]) - np.outer(d2[1], h1[1]),
-            d2[0] - d2[1],
-            h2[0] - h2[1],
-            np.zeros(1),
-        ]
-        for k, dv in enumerate(diffs):
-            self.u[k] = self.u[k] + dv.reshape(self.u[k].shape) ** 2
+    def confidence(self, pairs: list[tuple[int, int]]) -> list[np.ndarray]:
+        """The diagonal of U = lambda I + sum over every pair shown so far of (g(a) - g(b))^2,
+        one array per parameter block, with the gradients of the *current* network: the
+        reference recomputes it from the whole history at every selection."""
+        u = [np.full(shape, self.p.lam, dtype=np.float64) for shape in self._shapes]
+        if not pairs:
+            return u
+        a, b = (np.array(side, dtype=np.int64) for side in zip(*pairs, strict=True))
+        xa, h1a, h2a, d1a, d2a = self._grad_parts(a)
+        xb, h1b, h2b, d1b, d2b = self._grad_parts(b)
 
-    def sigma(self, anchor: int) -> np.ndarray:
-        """sqrt(nu * sum_j (g_j(x) - g_j(anchor))^2 / U_j) for every prompt, without building the
-        (n_prompts x n_params) gradient matrix: each outer-product block expands into matrix
-        products, which keeps 5,000-prompt pools cheap."""
+        def outer_sq(pa: np.ndarray, qa: np.ndarray, pb: np.ndarray, qb: np.ndarray) -> np.ndarray:
+            # sum over pairs of (pa (x) qa - pb (x) qb)^2, without cancellation
+            diff = pa[:, :, None] * qa[:, None, :] - pb[:, :, None] * qb[:, None, :]
+            return np.einsum("kij,kij->ij", diff, diff, dtype=np.float64)
+
+        u[0] += outer_sq(d1a, xa, d1b, xb)
+        u[1] += ((d1a - d1b) ** 2).sum(0)
+        u[2] += outer_sq(d2a, h1a, d2b, h1b)
+        u[3] += ((d2a - d2b) ** 2).sum(0)
+        u[4] += ((h2a - h2b) ** 2).sum(0)
+        # u[5], the output bias: its gradient is 1 for every prompt, so a difference adds 0.
+        return u
+
+    def sigma(self, anchor: int, u: list[np.ndarray]) -> np.ndarray:
+        """sqrt(nu * sum_j (g_j(x) - g_j(anchor))^2 / U_j) for every prompt, U from
+        ``confidence``, without building the (n_prompts x n_params) gradient matrix: each
+        outer-product block expands into matrix products, which keeps 5,000-prompt pools cheap."""
         xs, h1, h2, d1, d2 = self._grad_parts(np.arange(len(self.x)))
-        inv = [1.0 / u for u in self.u]
+        inv = [(1.0 / block).astype(np.float32) for block in u]
 
         def outer_block(p: np.ndarray, q: np.ndarray, v: np.ndarray) -> np.ndarray:
             p0, q0 = p[anchor], q[anchor]

@@ -8,9 +8,10 @@ prompt it currently believes best. Three are offered:
   beta * sd(f(x) - f(first)). The model is warm-started, so one vote costs milliseconds. The
   prior amplitude (how far apart utilities are, i.e. how consistent the user is) is chosen from
   the votes by the Laplace evidence, so a noisy user's single vote moves the reported best less.
-- ``apohf``: the reference rule, faithfully: the MLP retrained for 1,000 full-batch steps from the
-  same initialisation every round; first arm greedy, second arm by the gradient-based UCB with a
-  diagonal U; runner-up when both coincide.
+- ``apohf``: the reference rule as its published code runs it: 5 uniform random pairs first; the
+  MLP (N(0, 1) initialisation) retrained for 1,000 full-batch steps from the same initialisation
+  every round; first arm greedy, second arm by the gradient-based UCB with a diagonal U recomputed
+  from every pair so far with the current network; runner-up when both coincide.
 - ``random``: uniform pairs; reports the winner of the last duel (the reference baseline).
 
 Verdicts become training rows as follows: "a"/"b" a win for that prompt; "tie" half a win each
@@ -117,6 +118,17 @@ class Strategy(Protocol):
     def set_warm_state(self, values: dict[int, float]) -> None: ...
 
 
+def _random_pair(
+    n: int, rng: np.random.Generator, avoid: tuple[int, int] | None
+) -> tuple[int, int]:
+    """A uniform pair, drawn again (a few times) while it is ``avoid``."""
+    for _ in range(8 if avoid is not None and n > 2 else 1):
+        a, b = (int(x) for x in rng.choice(n, size=2, replace=False))
+        if avoid is None or {a, b} != set(avoid):
+            break
+    return a, b
+
+
 def _mask_partner(scores: np.ndarray, first: int, avoid: tuple[int, int] | None) -> None:
     """Rule out the second arm that would make ``avoid`` again, if another arm is left."""
     if avoid is None or first not in avoid:
@@ -203,10 +215,14 @@ class _NoPosterior:
 
 
 class NeuralStrategy(_NoPosterior):
-    """The reference APOHF rule. ``steps``/``warm`` exist so the network can be studied at other
-    training budgets; the ``apohf`` strategy uses the reference's 1,000 steps from scratch."""
+    """The reference APOHF rule (xqlin98/APOHF, ``NeuralDBDiag`` and ``run_dbandits_po.py``):
+    the first ``initial_random`` pairs uniform at random, then the network retrained from its
+    N(0, 1) initialisation on every pair so far, first arm greedy, second arm by the gradient UCB
+    with U recomputed from the whole history. ``steps``/``warm`` exist so the network can be
+    studied at other training budgets; ``apohf`` uses the reference's 1,000 steps from scratch."""
 
     name = "apohf"
+    INITIAL_RANDOM = 5  # the reference's run script: --n_init 5 of --total_iter 150
 
     def __init__(
         self,
@@ -215,29 +231,45 @@ class NeuralStrategy(_NoPosterior):
         *,
         params: NeuralBTParams | None = None,
         warm: bool = False,
+        initial_random: int = INITIAL_RANDOM,
     ) -> None:
         self.model = NeuralBT(features, rng, params)
         self.warm = warm
+        self.initial_random = initial_random
         self.n = len(features)
         self._shown: set[int] = set()
+        # Pairs that were shown and judged, the reference's select_idx_history. Skips are left
+        # out: the person saw nothing worth judging, and U measures what the votes taught.
+        self._history: list[tuple[int, int]] = []
+        self._u: list[np.ndarray] | None = None
         self._pred = self.model.predict()
 
     def update(self, votes: Votes) -> None:
         self.model.fit(votes.duels(), warm=self.warm)
         self._pred = self.model.predict()
         self._shown = votes.shown()
+        self._history = [(v.a, v.b) for v in votes.items if v.verdict != "skip" and v.a != v.b]
+        self._u = None
+
+    def confidence(self) -> list[np.ndarray]:
+        """U for the current network and history (computed once per fit: a reserved pair and
+        the pair on screen share it)."""
+        if self._u is None:
+            self._u = self.model.confidence(self._history)
+        return self._u
 
     def choose(
         self, rng: np.random.Generator, avoid: tuple[int, int] | None = None
     ) -> tuple[int, int]:
         if self.n < 2:
             raise ValueError("A duel needs at least two prompts.")
+        if len(self._history) < self.initial_random:
+            return _random_pair(self.n, rng, avoid)
         first = int(np.argmax(self._pred))
-        ucb = self._pred + self.model.sigma(first)
+        ucb = self._pred + self.model.sigma(first, self.confidence())
         _mask_partner(ucb, first, avoid)
         order = np.argsort(-ucb, kind="stable")
         second = int(order[0]) if int(order[0]) != first else int(order[1])
-        self.model.add_to_u(first, second)
         return first, second
 
     def best(self) -> int | None:
@@ -247,7 +279,7 @@ class NeuralStrategy(_NoPosterior):
 
     def utilities(self) -> tuple[np.ndarray, np.ndarray]:
         first = int(np.argmax(self._pred))
-        return self._pred, self.model.sigma(first)
+        return self._pred, self.model.sigma(first, self.confidence())
 
     def win_probability(self, i: int, j: int) -> float:
         # The network has no posterior; a Bradley-Terry probability of its point estimates.
@@ -286,11 +318,7 @@ class RandomStrategy(_NoPosterior):
     ) -> tuple[int, int]:
         if self.n < 2:
             raise ValueError("A duel needs at least two prompts.")
-        for _ in range(8 if avoid is not None and self.n > 2 else 1):
-            a, b = (int(x) for x in rng.choice(self.n, size=2, replace=False))
-            if avoid is None or {a, b} != set(avoid):
-                break
-        return a, b
+        return _random_pair(self.n, rng, avoid)
 
     def best(self) -> int | None:
         return self._best
