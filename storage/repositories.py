@@ -2,13 +2,13 @@
 
 ``Store`` groups one small repository per table. Every write runs inside ``Database.transaction``
 and is committed before the method returns, so a caller that acknowledges a vote or an edit
-after calling here never acknowledges something that is not on disk.
+after calling here never acknowledges something that is not on disk. Reads and writes go through
+sqlite-utils' own ``get``/``insert``/``update``/``lookup``/``rows_where``; a written row comes back
+built from the values written, not read back.
 """
 
 from __future__ import annotations
 
-import datetime as _dt
-import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from .db import Database
-from .errors import NotFoundError, ValidationError
+from .errors import ValidationError
 from .models import (
     Comparison,
     Edit,
@@ -31,34 +31,12 @@ from .models import (
     Rejection,
     from_row,
 )
+from .tables import Repository, text_hash, to_json, utcnow, where_equal
 
 VERDICTS = ("a", "b", "tie", "both_bad", "skip")
-
-
-def utcnow() -> str:
-    return _dt.datetime.now(_dt.UTC).isoformat(timespec="milliseconds")
-
-
-def _json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, sort_keys=True)
-
-
-def text_hash(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-class _Repo:
-    def __init__(self, database: Database) -> None:
-        self.database = database
-
-    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
-        return [dict(r) for r in self.database.db.query(sql, params)]
-
-    def _one(self, table: str, row_id: int) -> dict[str, Any]:
-        rows = self._rows(f"SELECT * FROM [{table}] WHERE id = ?", [row_id])
-        if not rows:
-            raise NotFoundError(f"No {table} with id {row_id}.")
-        return rows[0]
+PROJECT_FIELDS = frozenset(
+    ["name", "template", "task", "generator_model", "optimizer_model", "settings", "prompt_id"]
+)
 
 
 def _check_settings(settings: dict[str, Any]) -> None:
@@ -78,7 +56,9 @@ def _check_settings(settings: dict[str, Any]) -> None:
         )
 
 
-class ProjectRepo(_Repo):
+class ProjectRepo(Repository[Project]):
+    table, model = "project", Project
+
     def create(
         self,
         name: str,
@@ -96,47 +76,27 @@ class ProjectRepo(_Repo):
             raise ValidationError(f"A project named {name!r} already exists; pick another name.")
         _check_settings(settings or {})
         now = utcnow()
-        with self.database.transaction() as db:
-            row_id = (
-                db.table("project")
-                .insert(
-                    {
-                        "name": name,
-                        "template": template,
-                        "task": task,
-                        "generator_model": generator_model,
-                        "optimizer_model": optimizer_model,
-                        "settings": _json(settings or {}),
-                        "created_at": now,
-                        "updated_at": now,
-                    }
-                )
-                .last_pk
-                or 0
-            )
-        return self.get(int(row_id or 0))
-
-    def get(self, project_id: int) -> Project:
-        return from_row(Project, self._one("project", project_id))
+        return self._insert(
+            {
+                "name": name,
+                "template": template,
+                "task": task,
+                "generator_model": generator_model,
+                "optimizer_model": optimizer_model,
+                "settings": to_json(settings or {}),
+                "created_at": now,
+                "updated_at": now,
+            }
+        )
 
     def find(self, name: str) -> Project | None:
-        rows = self._rows("SELECT * FROM project WHERE name = ?", [name.strip()])
-        return from_row(Project, rows[0]) if rows else None
+        return self._first("name = ?", [name.strip()])
 
     def list(self) -> list[Project]:
-        return [from_row(Project, r) for r in self._rows("SELECT * FROM project ORDER BY name")]
+        return self._where(order_by="name")
 
     def update(self, project_id: int, **fields: Any) -> Project:
-        allowed = {
-            "name",
-            "template",
-            "task",
-            "generator_model",
-            "optimizer_model",
-            "settings",
-            "prompt_id",
-        }
-        unknown = set(fields) - allowed
+        unknown = set(fields) - PROJECT_FIELDS
         if unknown:
             raise ValidationError(f"Unknown project fields: {', '.join(sorted(unknown))}")
         if "name" in fields:
@@ -148,11 +108,8 @@ class ProjectRepo(_Repo):
                 raise ValidationError(f"A project named {fields['name']!r} already exists.")
         if "settings" in fields:
             _check_settings(fields["settings"] or {})
-            fields["settings"] = _json(fields["settings"])
-        self.get(project_id)
-        with self.database.transaction() as db:
-            db.table("project").update(project_id, {**fields, "updated_at": utcnow()})
-        return self.get(project_id)
+            fields["settings"] = to_json(fields["settings"])
+        return self._update(project_id, {**fields, "updated_at": utcnow()})
 
     def delete(self, project_id: int) -> None:
         """Delete a project and everything recorded under it, in one transaction."""
@@ -171,7 +128,9 @@ class ProjectRepo(_Repo):
             db.execute("DELETE FROM project WHERE id = ?", [project_id])
 
 
-class InputRepo(_Repo):
+class InputRepo(Repository[Input]):
+    table, model = "input", Input
+
     def add_many(self, project_id: int, texts: Iterable[str], source: str = "typed") -> list[int]:
         texts = [t for t in texts if t is not None and str(t).strip()]
         if not texts:
@@ -202,21 +161,17 @@ class InputRepo(_Repo):
             raise ValidationError("An input cannot be empty.")
         return self.get(ids[0])
 
-    def get(self, input_id: int) -> Input:
-        return from_row(Input, self._one("input", input_id))
-
     def list(self, project_id: int) -> list[Input]:
-        rows = self._rows(
-            "SELECT * FROM input WHERE project_id = ? ORDER BY position, id", [project_id]
-        )
-        return [from_row(Input, r) for r in rows]
+        return self._where("project_id = ?", [project_id], order_by="position, id")
 
     def delete(self, input_id: int) -> None:
         with self.database.transaction() as db:
             db.execute("DELETE FROM input WHERE id = ?", [input_id])
 
 
-class PromptRepo(_Repo):
+class PromptRepo(Repository[Prompt]):
+    table, model = "prompt", Prompt
+
     def add(
         self,
         project_id: int,
@@ -228,50 +183,34 @@ class PromptRepo(_Repo):
     ) -> Prompt:
         if not text or not text.strip():
             raise ValidationError("A prompt cannot be empty.")
-        with self.database.transaction() as db:
-            row_id = (
-                db.table("prompt")
-                .insert(
-                    {
-                        "project_id": project_id,
-                        "text": text,
-                        "origin": origin,
-                        "parent_id": parent_id,
-                        "meta": _json(meta or {}),
-                        "active": 1,
-                        "created_at": utcnow(),
-                    }
-                )
-                .last_pk
-                or 0
-            )
-        return self.get(int(row_id or 0))
-
-    def get(self, prompt_id: int) -> Prompt:
-        return from_row(Prompt, self._one("prompt", prompt_id))
+        return self._insert(
+            {
+                "project_id": project_id,
+                "text": text,
+                "origin": origin,
+                "parent_id": parent_id,
+                "meta": to_json(meta or {}),
+                "active": 1,
+                "created_at": utcnow(),
+            }
+        )
 
     def list(self, project_id: int, *, active_only: bool = True) -> list[Prompt]:
-        sql = "SELECT * FROM prompt WHERE project_id = ?"
-        if active_only:
-            sql += " AND active = 1"
-        return [from_row(Prompt, r) for r in self._rows(sql + " ORDER BY id", [project_id])]
+        where = "project_id = ?" + (" AND active = 1" if active_only else "")
+        return self._where(where, [project_id])
 
     def set_active(self, prompt_id: int, active: bool, *, merged_into: int | None = None) -> None:
-        prompt = self.get(prompt_id)
-        meta = dict(prompt.meta)
-        if merged_into is not None:
-            meta["merged_into"] = merged_into
         with self.database.transaction() as db:
-            db.table("prompt").update(prompt_id, {"active": int(active), "meta": _json(meta)})
-
-    def update_meta(self, prompt_id: int, **values: Any) -> Prompt:
-        prompt = self.get(prompt_id)
-        with self.database.transaction() as db:
-            db.table("prompt").update(prompt_id, {"meta": _json({**prompt.meta, **values})})
-        return self.get(prompt_id)
+            table = self._table(db)
+            meta = json.loads(self._row(table, prompt_id)["meta"] or "{}")
+            if merged_into is not None:
+                meta["merged_into"] = merged_into
+            table.update(prompt_id, {"active": int(active), "meta": to_json(meta)})
 
 
-class CallRepo(_Repo):
+class CallRepo(Repository[LLMCall]):
+    table, model = "llm_call", LLMCall
+
     def log(
         self,
         *,
@@ -289,54 +228,37 @@ class CallRepo(_Repo):
         cached: bool = False,
         error: str | None = None,
     ) -> int:
-        with self.database.transaction() as db:
-            return int(
-                db.table("llm_call")
-                .insert(
-                    {
-                        "project_id": project_id,
-                        "purpose": purpose,
-                        "model": model,
-                        "messages": _json(messages),
-                        "params": _json(params),
-                        "output": output,
-                        "prompt_tokens": prompt_tokens,
-                        "completion_tokens": completion_tokens,
-                        "cost": cost,
-                        "latency_ms": latency_ms,
-                        "cache_key": cache_key,
-                        "cached": int(cached),
-                        "error": error,
-                        "created_at": utcnow(),
-                    }
-                )
-                .last_pk
-                or 0
-            )
+        row = {
+            "project_id": project_id,
+            "purpose": purpose,
+            "model": model,
+            "messages": to_json(messages),
+            "params": to_json(params),
+            "output": output,
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "cost": cost,
+            "latency_ms": latency_ms,
+            "cache_key": cache_key,
+            "cached": int(cached),
+            "error": error,
+            "created_at": utcnow(),
+        }
+        return self._insert(row).id
 
     def cached_output(self, cache_key: str) -> LLMCall | None:
-        rows = self._rows(
-            "SELECT * FROM llm_call WHERE cache_key = ? AND error IS NULL AND output IS NOT NULL "
-            "ORDER BY id DESC LIMIT 1",
-            [cache_key],
+        return self._first(
+            "cache_key = ? AND error IS NULL AND output IS NOT NULL", [cache_key], "id DESC"
         )
-        return from_row(LLMCall, rows[0]) if rows else None
-
-    def get(self, call_id: int) -> LLMCall:
-        return from_row(LLMCall, self._one("llm_call", call_id))
 
     def list(self, project_id: int | None = None, limit: int = 200) -> list[LLMCall]:
-        if project_id is None:
-            rows = self._rows("SELECT * FROM llm_call ORDER BY id DESC LIMIT ?", [limit])
-        else:
-            rows = self._rows(
-                "SELECT * FROM llm_call WHERE project_id = ? ORDER BY id DESC LIMIT ?",
-                [project_id, limit],
-            )
-        return [from_row(LLMCall, r) for r in rows]
+        where, params = ("project_id = ?", [project_id]) if project_id is not None else (None, [])
+        return self._where(where, params, "id DESC", limit)
 
 
-class ComparisonRepo(_Repo):
+class ComparisonRepo(Repository[Comparison]):
+    table, model = "comparison", Comparison
+
     def add(
         self,
         *,
@@ -357,52 +279,38 @@ class ComparisonRepo(_Repo):
             raise ValidationError(f"Unknown verdict {verdict!r}; use one of {', '.join(VERDICTS)}.")
         if left not in (None, "a", "b"):
             raise ValidationError("left must be 'a' or 'b'.")
-        with self.database.transaction() as db:
-            row_id = (
-                db.table("comparison")
-                .insert(
-                    {
-                        "project_id": project_id,
-                        "input_id": input_id,
-                        "prompt_a_id": prompt_a_id,
-                        "prompt_b_id": prompt_b_id,
-                        "output_a": output_a,
-                        "output_b": output_b,
-                        "left": left,
-                        "verdict": verdict,
-                        "annotator": annotator,
-                        "comment": comment or "",
-                        "source": source,
-                        "meta": _json(meta or {}),
-                        "created_at": utcnow(),
-                    }
-                )
-                .last_pk
-                or 0
-            )
-        return self.get(int(row_id or 0))
-
-    def get(self, comparison_id: int) -> Comparison:
-        return from_row(Comparison, self._one("comparison", comparison_id))
+        return self._insert(
+            {
+                "project_id": project_id,
+                "input_id": input_id,
+                "prompt_a_id": prompt_a_id,
+                "prompt_b_id": prompt_b_id,
+                "output_a": output_a,
+                "output_b": output_b,
+                "left": left,
+                "verdict": verdict,
+                "annotator": annotator,
+                "comment": comment or "",
+                "source": source,
+                "meta": to_json(meta or {}),
+                "created_at": utcnow(),
+            }
+        )
 
     def list(
         self, project_id: int, annotator: str | None = None, source: str | None = None
     ) -> list[Comparison]:
-        sql = "SELECT * FROM comparison WHERE project_id = ?"
-        params: list[Any] = [project_id]
-        if annotator is not None:
-            sql += " AND annotator = ?"
-            params.append(annotator)
-        if source is not None:
-            sql += " AND source = ?"
-            params.append(source)
-        return [from_row(Comparison, r) for r in self._rows(sql + " ORDER BY id", params)]
+        where, params = where_equal(project_id, annotator=annotator, source=source)
+        return self._where(where, params)
 
     def count(self, project_id: int, annotator: str | None = None) -> int:
-        return len(self.list(project_id, annotator))
+        where, params = where_equal(project_id, annotator=annotator)
+        return int(self._table().count_where(where, params))
 
 
-class EditRepo(_Repo):
+class EditRepo(Repository[Edit]):
+    table, model = "edit", Edit
+
     def add(
         self,
         *,
@@ -417,53 +325,35 @@ class EditRepo(_Repo):
         applied_preference: str | None = None,
         status: str = "pending",
     ) -> Edit:
-        with self.database.transaction() as db:
-            row_id = (
-                db.table("edit")
-                .insert(
-                    {
-                        "project_id": project_id,
-                        "input_id": input_id,
-                        "prompt_id": prompt_id,
-                        "annotator": annotator,
-                        "output": output,
-                        "edited": edited,
-                        "word_distance": word_distance,
-                        "char_distance": char_distance,
-                        "applied_preference": applied_preference,
-                        "status": status,
-                        "created_at": utcnow(),
-                    }
-                )
-                .last_pk
-                or 0
-            )
-        return self.get(int(row_id or 0))
-
-    def get(self, edit_id: int) -> Edit:
-        return from_row(Edit, self._one("edit", edit_id))
+        return self._insert(
+            {
+                "project_id": project_id,
+                "input_id": input_id,
+                "prompt_id": prompt_id,
+                "annotator": annotator,
+                "output": output,
+                "edited": edited,
+                "word_distance": word_distance,
+                "char_distance": char_distance,
+                "applied_preference": applied_preference,
+                "status": status,
+                "created_at": utcnow(),
+            }
+        )
 
     def update(self, edit_id: int, **fields: Any) -> Edit:
-        self.get(edit_id)
-        with self.database.transaction() as db:
-            db.table("edit").update(edit_id, fields)
-        return self.get(edit_id)
+        return self._update(edit_id, fields)
 
     def list(
         self, project_id: int, annotator: str | None = None, status: str | None = None
     ) -> list[Edit]:
-        sql = "SELECT * FROM edit WHERE project_id = ?"
-        params: list[Any] = [project_id]
-        if annotator is not None:
-            sql += " AND annotator = ?"
-            params.append(annotator)
-        if status is not None:
-            sql += " AND status = ?"
-            params.append(status)
-        return [from_row(Edit, r) for r in self._rows(sql + " ORDER BY id", params)]
+        where, params = where_equal(project_id, annotator=annotator, status=status)
+        return self._where(where, params)
 
 
-class PreferenceRepo(_Repo):
+class PreferenceRepo(Repository[Preference]):
+    table, model = "preference", Preference
+
     def add(
         self,
         *,
@@ -478,51 +368,37 @@ class PreferenceRepo(_Repo):
         evidence: dict[str, Any] | None = None,
     ) -> Preference:
         now = utcnow()
-        with self.database.transaction() as db:
-            row_id = (
-                db.table("preference")
-                .insert(
-                    {
-                        "project_id": project_id,
-                        "annotator": annotator,
-                        "text": text,
-                        "count": 1,
-                        "pinned": int(pinned),
-                        "deleted": 0,
-                        "source": source,
-                        "kind": kind,
-                        "status": status,
-                        "fix": 0,
-                        "spec": _json(spec or {}),
-                        "evidence": _json(evidence or {}),
-                        "created_at": now,
-                        "updated_at": now,
-                    }
-                )
-                .last_pk
-                or 0
-            )
-        return self.get(int(row_id or 0))
-
-    def get(self, preference_id: int) -> Preference:
-        return from_row(Preference, self._one("preference", preference_id))
+        return self._insert(
+            {
+                "project_id": project_id,
+                "annotator": annotator,
+                "text": text,
+                "count": 1,
+                "pinned": int(pinned),
+                "deleted": 0,
+                "source": source,
+                "kind": kind,
+                "status": status,
+                "fix": 0,
+                "spec": to_json(spec or {}),
+                "evidence": to_json(evidence or {}),
+                "created_at": now,
+                "updated_at": now,
+            }
+        )
 
     def find_text(self, project_id: int, annotator: str, text: str) -> Preference | None:
-        rows = self._rows(
-            "SELECT * FROM preference WHERE project_id = ? AND annotator = ? "
-            "AND lower(trim(text)) = lower(trim(?)) ORDER BY deleted, id LIMIT 1",
+        return self._first(
+            "project_id = ? AND annotator = ? AND lower(trim(text)) = lower(trim(?))",
             [project_id, annotator, text],
+            order_by="deleted, id",
         )
-        return from_row(Preference, rows[0]) if rows else None
 
     def list(
         self, project_id: int, annotator: str, *, include_deleted: bool = False
     ) -> list[Preference]:
-        sql = "SELECT * FROM preference WHERE project_id = ? AND annotator = ?"
-        if not include_deleted:
-            sql += " AND deleted = 0"
-        rows = self._rows(sql + " ORDER BY pinned DESC, count DESC, id", [project_id, annotator])
-        return [from_row(Preference, r) for r in rows]
+        where = "project_id = ? AND annotator = ?" + ("" if include_deleted else " AND deleted = 0")
+        return self._where(where, [project_id, annotator], "pinned DESC, count DESC, id")
 
     def update(self, preference_id: int, **fields: Any) -> Preference:
         allowed = {"text", "count", "pinned", "deleted"}
@@ -530,70 +406,61 @@ class PreferenceRepo(_Repo):
         unknown = set(fields) - allowed
         if unknown:
             raise ValidationError(f"Unknown preference fields: {', '.join(sorted(unknown))}")
-        fields = {k: _json(v) if k in ("spec", "evidence") else v for k, v in fields.items()}
-        self.get(preference_id)
-        with self.database.transaction() as db:
-            db.table("preference").update(preference_id, {**fields, "updated_at": utcnow()})
-        return self.get(preference_id)
+        fields = {k: to_json(v) if k in ("spec", "evidence") else v for k, v in fields.items()}
+        return self._update(preference_id, {**fields, "updated_at": utcnow()})
 
     def increment(self, preference_id: int) -> Preference:
         with self.database.transaction() as db:
+            # count + 1 in SQL, not read-modify-write: two learners may count the same phrase.
             db.execute(
                 "UPDATE preference SET count = count + 1, updated_at = ? WHERE id = ?",
                 [utcnow(), preference_id],
             )
-        return self.get(preference_id)
+            return from_row(Preference, self._row(self._table(db), preference_id))
 
 
-class EmbeddingRepo(_Repo):
+class EmbeddingRepo(Repository[np.ndarray]):
+    table = "embedding"
+
     def put(self, model: str, text: str, vector: np.ndarray) -> int:
         """Store a vector for (model, text) once; return its row id.
 
-        Insert-or-ignore and read back in one transaction: two writers of the same text (the
-        background input embedding and a round's prepare, or two processes) both get the one
-        row instead of one of them failing on the unique index."""
-        key = text_hash(text)
+        sqlite-utils' lookup (select, insert when missing) inside one write transaction: two
+        writers of the same text (the background input embedding and a round's prepare, or two
+        processes) both get the one row instead of one of them failing on the unique index."""
         vec = np.ascontiguousarray(vector, dtype=np.float32).reshape(-1)
         with self.database.transaction() as db:
-            db.table("embedding").insert(
-                {
-                    "model": model,
-                    "dim": int(vec.shape[0]),
-                    "text_hash": key,
-                    "vector": vec.tobytes(),
-                    "created_at": utcnow(),
-                },
-                ignore=True,
+            return int(
+                self._table(db).lookup(
+                    {"model": model, "text_hash": text_hash(text)},
+                    {"dim": int(vec.shape[0]), "vector": vec.tobytes(), "created_at": utcnow()},
+                )
             )
-            row = db.execute(
-                "SELECT id FROM embedding WHERE model = ? AND text_hash = ?", [model, key]
-            ).fetchone()
-        return int(row[0])
+
+    def _vector_rows(self, where: str, params: Sequence[Any]) -> list[dict[str, Any]]:
+        return list(self._table().rows_where(where, list(params), select="id, model, vector"))
 
     def lookup(self, model: str, text: str) -> np.ndarray | None:
-        rows = self._rows(
-            "SELECT vector FROM embedding WHERE model = ? AND text_hash = ?",
-            [model, text_hash(text)],
-        )
+        rows = self._vector_rows("model = ? AND text_hash = ?", [model, text_hash(text)])
         return np.frombuffer(rows[0]["vector"], dtype=np.float32) if rows else None
 
     def get(self, embedding_id: int) -> np.ndarray:
-        row = self._one("embedding", embedding_id)
-        return np.frombuffer(row["vector"], dtype=np.float32)
+        return np.frombuffer(self._row(self._table(), embedding_id)["vector"], dtype=np.float32)
 
     def model_of(self, embedding_id: int) -> str:
         """The name of the model that produced this vector."""
-        return str(self._one("embedding", embedding_id)["model"])
+        return str(self._row(self._table(), embedding_id)["model"])
 
     def get_many(self, ids: Sequence[int]) -> dict[int, np.ndarray]:
         if not ids:
             return {}
-        marks = ",".join("?" for _ in ids)
-        rows = self._rows(f"SELECT id, vector FROM embedding WHERE id IN ({marks})", list(ids))
+        rows = self._vector_rows(f"id IN ({','.join('?' for _ in ids)})", list(ids))
         return {int(r["id"]): np.frombuffer(r["vector"], dtype=np.float32) for r in rows}
 
 
-class MemoryRepo(_Repo):
+class MemoryRepo(Repository[MemoryItem]):
+    table, model = "memory", MemoryItem
+
     def add(
         self,
         *,
@@ -605,64 +472,45 @@ class MemoryRepo(_Repo):
         edit_id: int | None = None,
         comparison_id: int | None = None,
     ) -> MemoryItem:
-        with self.database.transaction() as db:
-            row_id = (
-                db.table("memory")
-                .insert(
-                    {
-                        "project_id": project_id,
-                        "annotator": annotator,
-                        "embedding_id": embedding_id,
-                        "input_id": input_id,
-                        "preference_id": preference_id,
-                        "edit_id": edit_id,
-                        "comparison_id": comparison_id,
-                        "created_at": utcnow(),
-                    }
-                )
-                .last_pk
-                or 0
-            )
-        return self.get(int(row_id or 0))
-
-    def get(self, memory_id: int) -> MemoryItem:
-        return from_row(MemoryItem, self._one("memory", memory_id))
+        return self._insert(
+            {
+                "project_id": project_id,
+                "annotator": annotator,
+                "embedding_id": embedding_id,
+                "input_id": input_id,
+                "preference_id": preference_id,
+                "edit_id": edit_id,
+                "comparison_id": comparison_id,
+                "created_at": utcnow(),
+            }
+        )
 
     def update(self, memory_id: int, **fields: Any) -> MemoryItem:
-        with self.database.transaction() as db:
-            db.table("memory").update(memory_id, fields)
-        return self.get(memory_id)
+        return self._update(memory_id, fields)
 
     def list(self, project_id: int, annotator: str) -> list[MemoryItem]:
-        rows = self._rows(
-            "SELECT * FROM memory WHERE project_id = ? AND annotator = ? ORDER BY id",
-            [project_id, annotator],
-        )
-        return [from_row(MemoryItem, r) for r in rows]
+        return self._where("project_id = ? AND annotator = ?", [project_id, annotator])
 
     def vectors(self, project_id: int, annotator: str) -> tuple[np.ndarray, np.ndarray]:
         """(ids, vectors) of this annotator's memory, for (re)building a FAISS index."""
-        rows = self._rows(
-            "SELECT m.id AS id, e.vector AS vector FROM memory m "
-            "JOIN embedding e ON e.id = m.embedding_id "
+        rows = self.database.db.execute(
+            "SELECT m.id, e.vector FROM memory m JOIN embedding e ON e.id = m.embedding_id "
             "WHERE m.project_id = ? AND m.annotator = ? ORDER BY m.id",
             [project_id, annotator],
-        )
-        ids = np.array([int(r["id"]) for r in rows], dtype=np.int64)
+        ).fetchall()
+        ids = np.array([int(r[0]) for r in rows], dtype=np.int64)
         if not rows:
             return ids, np.zeros((0, 0), dtype=np.float32)
-        vecs = np.stack([np.frombuffer(r["vector"], dtype=np.float32) for r in rows])
-        return ids, vecs
+        return ids, np.stack([np.frombuffer(r[1], dtype=np.float32) for r in rows])
 
     def count(self, project_id: int, annotator: str) -> int:
-        rows = self._rows(
-            "SELECT count(*) AS n FROM memory WHERE project_id = ? AND annotator = ?",
-            [project_id, annotator],
-        )
-        return int(rows[0]["n"])
+        where = "project_id = ? AND annotator = ?"
+        return int(self._table().count_where(where, [project_id, annotator]))
 
 
-class EngineStateRepo(_Repo):
+class EngineStateRepo(Repository[tuple[bytes, dict[str, Any]]]):
+    table = "engine_state"
+
     def save(
         self,
         project_id: int,
@@ -677,22 +525,23 @@ class EngineStateRepo(_Repo):
                 "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(project_id, engine, annotator) DO UPDATE "
                 "SET state = excluded.state, meta = excluded.meta, "
                 "updated_at = excluded.updated_at",
-                [project_id, engine, annotator, state, _json(meta or {}), utcnow()],
+                [project_id, engine, annotator, state, to_json(meta or {}), utcnow()],
             )
 
     def load(self, project_id: int, engine: str, annotator: str) -> tuple[bytes, dict] | None:
-        rows = self._rows(
-            "SELECT state, meta FROM engine_state WHERE project_id = ? AND engine = ? "
-            "AND annotator = ?",
+        rows = self._table().rows_where(
+            "project_id = ? AND engine = ? AND annotator = ?",
             [project_id, engine, annotator],
+            select="state, meta",
         )
-        if not rows:
-            return None
-        return rows[0]["state"], json.loads(rows[0]["meta"] or "{}")
+        row = next(iter(rows), None)
+        return None if row is None else (row["state"], json.loads(row["meta"] or "{}"))
 
 
-class RejectionRepo(_Repo):
+class RejectionRepo(Repository[Rejection]):
     """Candidate prompts the validator refused; append-only."""
+
+    table, model = "rejection", Rejection
 
     def add(
         self,
@@ -703,29 +552,19 @@ class RejectionRepo(_Repo):
         origin: str | None = None,
         meta: dict[str, Any] | None = None,
     ) -> Rejection:
-        with self.database.transaction() as db:
-            row_id = (
-                db.table("rejection")
-                .insert(
-                    {
-                        "project_id": project_id,
-                        "text": text,
-                        "reason": reason,
-                        "origin": origin,
-                        "meta": _json(meta or {}),
-                        "created_at": utcnow(),
-                    }
-                )
-                .last_pk
-            )
-        return from_row(Rejection, self._one("rejection", int(row_id or 0)))
+        return self._insert(
+            {
+                "project_id": project_id,
+                "text": text,
+                "reason": reason,
+                "origin": origin,
+                "meta": to_json(meta or {}),
+                "created_at": utcnow(),
+            }
+        )
 
     def list(self, project_id: int, limit: int = 200) -> list[Rejection]:
-        rows = self._rows(
-            "SELECT * FROM rejection WHERE project_id = ? ORDER BY id DESC LIMIT ?",
-            [project_id, limit],
-        )
-        return [from_row(Rejection, r) for r in rows]
+        return self._where("project_id = ?", [project_id], "id DESC", limit)
 
 
 class Store:
