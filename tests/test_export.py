@@ -297,21 +297,38 @@ def test_promptfoo_keeps_the_server_address_without_credentials(
     )
 
 
-def test_promptfoo_validate_accepts_the_config(
+def test_promptfoo_validates_and_sends_the_preferences_as_a_system_message(
     store: Store, sample: Sample, tmp_path: Path
 ) -> None:
-    """promptfoo's own validator, where node and promptfoo are installed."""
+    """promptfoo's own validator and evaluator, where node and promptfoo are installed (checked
+    by hand with promptfoo 0.121.20): the echo provider returns the messages promptfoo sent."""
     import shutil
     import subprocess
 
     promptfoo = shutil.which("promptfoo")
     if promptfoo is None:
         pytest.skip("promptfoo is not installed (npm install -g promptfoo to run this check)")
+    env = {**os.environ, "PROMPTFOO_DISABLE_TELEMETRY": "1", "PROMPTFOO_DISABLE_UPDATE": "1"}
+    env["PROMPTFOO_CONFIG_DIR"] = str(tmp_path / "promptfoo-home")
     path = write_export(export(store, sample, "promptfoo"), tmp_path / "promptfooconfig.yaml")
-    done = subprocess.run(
-        [promptfoo, "validate", "-c", str(path)], capture_output=True, text=True, timeout=120
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
+
+    def promptfoo_run(*args: str) -> None:
+        done = subprocess.run(
+            [promptfoo, *args], capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+
+    promptfoo_run("validate", "-c", str(path))
+    doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    doc["providers"] = ["echo"]
+    doc["prompts"] = doc["prompts"][:1]
+    echo = write_export(yaml.safe_dump(doc), tmp_path / "echo.yaml")
+    promptfoo_run("eval", "-c", str(echo), "--no-cache", "--no-table", "-o", "out.json")
+    results = json.loads((tmp_path / "out.json").read_text())["results"]["results"]
+    sent = {r["vars"]["input"]: json.loads(r["response"]["output"]) for r in results}
+    for text in INPUTS:  # quotes, braces and dollars arrive as they were written
+        expected = build_messages(sample.winner.text, text, preference=PREFS)
+        assert sent[text] == expected
 
 
 def test_promptfoo_provider_placeholder_for_the_offline_model(store: Store, sample: Sample) -> None:
