@@ -20,7 +20,7 @@ STORAGE = ROOT / "storage"
 MAX_MODULE_LINES = 600
 MAX_UI_FUNCTION_LINES = 120
 # Over the limit while their owner splits them; the test fails once one fits, so the entry goes.
-OVERSIZED = {"promptopt.storage.repositories"}
+OVERSIZED: set[str] = set()
 # Self-contained tools that import nothing of ours (checked below), so any layer may use them.
 LEAVES = {"promptopt.chromium"}
 
