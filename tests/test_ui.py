@@ -246,3 +246,20 @@ def test_hostile_files_get_a_report_never_a_traceback(app: RunningApp, tmp_path:
     project = app.context.workspace.store.projects.find("hostile files")
     texts = [i.text for i in app.context.workspace.store.inputs.list(project.id)]
     assert "a \ufffd b" in texts and "bad \ufffd byte" in texts and "a\u2028b" in texts
+
+
+def test_an_empty_model_output_is_an_error_with_retry_not_a_pair(app: RunningApp) -> None:
+    """Issue 9, failure 6: an empty reply was shown as a finished pair and could be voted on."""
+    client = session(app, "hank")
+    create(client, "empty outputs", template="Rewrite for hank:\n{input}")
+    client.predict("an input about rivers\n", "one input per line", api_name="/add_inputs")
+    client.predict("Shorten for hank:\n{input}", api_name="/add_candidate")
+    app.fake.enqueue(["  \n "])
+    shown = client.predict(api_name="/compare_start")
+    assert "empty answer" in shown[5] and "Retry" in shown[5], shown[5]
+    refused = client.predict("", api_name="/vote_left")
+    assert "Wait until both outputs" in refused[5]
+    project = app.store.projects.find("empty outputs")
+    assert app.store.comparisons.list(project.id, "hank") == []
+    retried = client.predict(api_name="/compare_retry")
+    assert retried[3].strip() and retried[4].strip(), retried  # asked again, not the cache
