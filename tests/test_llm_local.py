@@ -180,3 +180,13 @@ def test_background_work_steps_aside_for_a_call_somebody_waits_for(store: Store)
     done["foreground"] = time.monotonic()
     reader.join(120)
     assert done["foreground"] < done["background"]
+
+
+@pytest.mark.slow
+def test_preload_says_what_happens() -> None:
+    said: list[str] = []
+    backend = LocalBackend()
+    assert not backend.needs_conversion()  # the test cache holds a conversion already
+    backend.preload(said.append).join(300)
+    assert said[0] == "Loading the offline model…"
+    assert said[1].startswith("Offline model ready (") and said[1].endswith(" s.")

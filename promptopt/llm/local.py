@@ -34,7 +34,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -340,6 +340,41 @@ class LocalBackend:
         """Load now (not at the first call). Returns (seconds, loaded from the cache folder)."""
         loaded = self._ensure_loaded()
         return loaded.seconds, loaded.from_cache
+
+    def needs_conversion(self) -> bool:
+        """Whether loading will first convert the GGUF (the first time on a machine)."""
+        try:
+            return not _cache_matches(self.cache_dir, _source_record(self._gguf or gguf_path()))
+        except LLMError:
+            return False
+
+    def preload(self, say: Callable[[str], None]) -> threading.Thread:
+        """Load in a background thread, telling ``say`` what happens and how long it took.
+        Calls made meanwhile wait for the load (that wait is not counted in their time limit)."""
+        converting = self.needs_conversion()
+
+        def work() -> None:
+            started = time.perf_counter()
+            if converting:
+                say(
+                    "Preparing the offline model: converting it once for this machine "
+                    f"(~30 s, into {self.cache_dir})…"
+                )
+            else:
+                say("Loading the offline model…")
+            try:
+                loaded = self._ensure_loaded()
+            except Exception as exc:  # shown again, with its advice, by the first call
+                say(f"The offline model could not be loaded: {exc}")
+                return
+            say(
+                f"Offline model ready ({loaded.weights} on {loaded.device}) in "
+                f"{time.perf_counter() - started:.0f} s."
+            )
+
+        thread = threading.Thread(target=work, daemon=True, name="promptopt-model-preload")
+        thread.start()
+        return thread
 
     def _ensure_loaded(self) -> LoadedModel:
         with self._lock:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from typing import Any
 
 from promptopt.workspace import Parts, make_parts, make_workspace
 
@@ -44,9 +45,46 @@ def build_parts(db_path: str | None = None) -> Parts:
     return make_parts(db_path, fake_llm=env_flag("PROMPTOPT_FAKE_LLM"), embedder=embedder)
 
 
+def env_port(value: str | None) -> int:
+    """``GRADIO_SERVER_PORT``, as Gradio users expect it to work, or 7860."""
+    if not value or not value.strip():
+        return 7860
+    try:
+        port = int(value)
+    except ValueError:
+        port = -1
+    if not 0 < port < 65536:
+        raise ValueError(
+            f"GRADIO_SERVER_PORT={value!r} is not a port number; set it to e.g. 7860, or use "
+            "--port (make run PORT=7860)."
+        )
+    return port
+
+
+def has_display() -> bool:
+    """Whether a browser window can open here (a desktop, not a server or a container)."""
+    if sys.platform in ("darwin", "win32"):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    parser.add_argument(
+        "--host",
+        default=os.environ.get("GRADIO_SERVER_NAME") or "127.0.0.1",
+        help="address to bind (default: GRADIO_SERVER_NAME, else 127.0.0.1)",
+    )
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=None,
+        help="port (default: GRADIO_SERVER_PORT, else 7860)",
+    )
+    parser.add_argument(
+        "--no-browser",
+        action="store_true",
+        help="do not open the page in the default browser (it opens when there is a display)",
+    )
     parser.add_argument(
         "--auth",
         action="append",
@@ -73,23 +111,51 @@ def run(args: argparse.Namespace) -> int:
     from promptopt.ui.login import auth_launch_kwargs
 
     auth = parse_auth(getattr(args, "auth", None), os.environ.get(AUTH_ENV))
+    port = args.port if args.port is not None else env_port(os.environ.get("GRADIO_SERVER_PORT"))
     warning = host_warning(args.host, auth)
     if warning:
         print(warning, file=sys.stderr, flush=True)
+    parts = build_parts()
+    preload_model(parts.client)
     demo = build_app(
-        make_workspace(build_parts(), seed=args.seed),
+        make_workspace(parts, seed=args.seed),
         annotator_default=args.annotator,
         auth_enabled=bool(auth),
     )
+    open_browser = not getattr(args, "no_browser", False) and has_display()
     demo.launch(
         server_name=args.host,
-        server_port=args.port,
+        server_port=port,
         share=False,
         show_error=True,
+        inbrowser=open_browser,
+        quiet=True,  # Gradio's own banner is replaced by the one line below
+        prevent_thread_lock=True,
         **launch_kwargs(),
         **auth_launch_kwargs(auth),  # failed logins slowed per user and per address
     )
+    url = demo.local_url or f"http://{args.host}:{port}/"
+    opened = " (opening it in your browser)" if open_browser else ""
+    print(f"\npromptopt is running at {url}{opened}\nPress Ctrl+C to stop.\n", flush=True)
+    try:
+        demo.block_thread()
+    except KeyboardInterrupt:
+        demo.close()
     return 0
+
+
+def preload_model(client: Any) -> None:
+    """Load (the first time on a machine: convert) the offline model now, in the background,
+    with a message, so that the first Compare visit does not wait for it unannounced."""
+    from promptopt.llm import default_model
+
+    try:
+        backend = client.backend_for(default_model())
+    except Exception:  # an unknown or unreachable model is reported where it is used
+        return
+    start = getattr(backend, "preload", None)
+    if callable(start):
+        start(lambda line: print(line, flush=True))
 
 
 def main(argv: list[str] | None = None) -> int:
