@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from promptopt.ui.serve_cli import configure, env_port, has_display, preload_model
+from promptopt.ui.serve_cli import configure, env_port, has_display
+from promptopt.workspace.factory import preload_model
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -45,10 +46,9 @@ def test_the_browser_opens_only_with_a_display(monkeypatch: pytest.MonkeyPatch) 
     assert has_display()
 
 
-def test_the_offline_model_is_loaded_at_start_with_a_message(
-    capsys: pytest.CaptureFixture[str],
-) -> None:
+def test_the_offline_model_is_loaded_at_start_with_a_message() -> None:
     asked: list[str] = []
+    said: list[str] = []
 
     class Backend:
         def preload(self, say: Any) -> None:
@@ -59,16 +59,16 @@ def test_the_offline_model_is_loaded_at_start_with_a_message(
             asked.append(model)
             return Backend()
 
-    preload_model(Client())
+    preload_model(Client(), said.append)  # type: ignore[arg-type]
     assert asked == ["local/smollm2"]
-    assert "Loading the offline model…" in capsys.readouterr().out
+    assert said == ["Loading the offline model…"]
 
     class Remote:  # a model that is not local, or unknown: nothing to load, no message
         def backend_for(self, model: str) -> Any:
             raise RuntimeError("unknown")
 
-    preload_model(Remote())
-    assert capsys.readouterr().out == ""
+    preload_model(Remote(), said.append)  # type: ignore[arg-type]
+    assert said == ["Loading the offline model…"]
 
 
 def _free_port() -> int:

@@ -11,9 +11,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Any
 
 from promptopt.workspace import Parts, make_parts, make_workspace
+from promptopt.workspace.factory import preload_model
 
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 AUTH_ENV = "PROMPTOPT_AUTH"
@@ -116,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
     if warning:
         print(warning, file=sys.stderr, flush=True)
     parts = build_parts()
-    preload_model(parts.client)
+    preload_model(parts.client, lambda line: print(line, flush=True))
     demo = build_app(
         make_workspace(parts, seed=args.seed),
         annotator_default=args.annotator,
@@ -142,20 +142,6 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         demo.close()
     return 0
-
-
-def preload_model(client: Any) -> None:
-    """Load (the first time on a machine: convert) the offline model now, in the background,
-    with a message, so that the first Compare visit does not wait for it unannounced."""
-    from promptopt.llm import default_model
-
-    try:
-        backend = client.backend_for(default_model())
-    except Exception:  # an unknown or unreachable model is reported where it is used
-        return
-    start = getattr(backend, "preload", None)
-    if callable(start):
-        start(lambda line: print(line, flush=True))
 
 
 def main(argv: list[str] | None = None) -> int:

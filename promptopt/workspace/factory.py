@@ -8,11 +8,12 @@ for MiniLM. Nothing here writes the environment; tests, the benchmark and ``serv
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from promptopt.embeddings import Embedder, create_embedder
-from promptopt.llm import FakeLLM, LLMClient, create_client
+from promptopt.llm import FakeLLM, LLMClient, create_client, default_model
 from promptopt.storage import Store, open_store
 from promptopt.workspace.fakes import demo_fake_llm
 
@@ -51,3 +52,16 @@ def make_parts(
         client.register("local", fake)
     made = create_embedder(embedder) if isinstance(embedder, str) else embedder
     return Parts(store, client, made, fake)
+
+
+def preload_model(client: LLMClient, say: Callable[[str], None]) -> None:
+    """Load (the first time on a machine: convert) the default model now, in the background,
+    telling ``say`` what happens, so that the first Compare visit does not wait for it
+    unannounced. Only a backend with a ``preload`` (the offline model) has anything to do."""
+    try:
+        backend = client.backend_for(default_model())
+    except Exception:  # an unknown or unreachable model is reported where it is used
+        return
+    start = getattr(backend, "preload", None)
+    if callable(start):
+        start(say)
