@@ -165,3 +165,25 @@ def test_leaving_the_screen_stops_generating_ahead(store: Any) -> None:
     # Back on the screen the pair is made again, complete.
     again = ws.pairs.show("s1", project_id, "ann", follow)
     assert again is not ahead and again.wait(20) and again.error is None
+
+
+def test_a_new_project_waits_for_one_proposal_only(ws: Workspace) -> None:
+    """Base vs the first candidate at once; more candidates arrive in the background and join
+    the duels from the next vote on (that vote's rebuild is its one refit)."""
+    project = ws.open_sample("informal-to-formal")
+    assert ws.pool_size(project.id) == 1
+    made = ws.seed_pool(project.id, "ann", more=2)
+    assert len(made) == 1
+    first = ws.start_pair("s1", project.id, "ann")
+    assert first.wait(10) and first.duel is not None
+    deadline = time.monotonic() + 10
+    while ws.pool_size(project.id) < 3 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert ws.pool_size(project.id) >= 3
+    refits = ws.compare.refits
+    outcome = ws.vote("s1", first.duel, "left", "ann")
+    assert ws.compare.refits == refits + 1
+    shown = {p.id for p in ws.store.prompts.list(project.id)}
+    assert outcome.pending.duel is not None
+    assert {outcome.pending.duel.prompt_a.id, outcome.pending.duel.prompt_b.id} <= shown
+    assert len(ws.leaderboard(project.id, "ann")) == len(shown)

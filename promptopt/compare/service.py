@@ -174,7 +174,16 @@ class CompareService:
                     )
                     self.store.prompts.set_active(twin.id, False, merged_into=existing[top].id)
                     return existing[top]
-            return self.store.prompts.add(project_id, text, origin, parent_id=parent_id)
+            prompt = self.store.prompts.add(project_id, text, origin, parent_id=parent_id)
+        self._pool_changed(project_id)
+        return prompt
+
+    def _pool_changed(self, project_id: int) -> None:
+        """New candidates: every session of the project is rebuilt on its next call, the vote
+        path included (that rebuild is the vote's one refit)."""
+        for (pid, _), session in list(self._sessions.items()):
+            if pid == project_id:
+                session.stale = True
 
     def _validated(self, project_id: int, text: str, origin: str, parent_id: int | None) -> str:
         """The candidate as it joins the pool, or ``CandidateRejected`` (stored with its reason).
@@ -590,6 +599,8 @@ class CompareService:
         progress: Callable[[float, str], None] | None = None,
         operators: Sequence[str] | None = None,
     ) -> list[Prompt]:
-        return self.proposer.propose(
+        made = self.proposer.propose(
             project_id, annotator, n=n, progress=progress, operators=operators
         )
+        self._pool_changed(project_id)  # again: the candidates are committed now
+        return made

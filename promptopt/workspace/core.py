@@ -308,6 +308,22 @@ class Workspace:
             return "This project has no inputs yet; add some in the Project tab."
         return None
 
+    def seed_pool(self, project_id: int, annotator: str, more: int = 2) -> list[Prompt]:
+        """A new project has only its base prompt: write one candidate now, so the first pair
+        (base vs that one) waits on a single LLM call, and ``more`` in the background; they join
+        the duels from the next vote on."""
+        made = self.compare.propose(self.project(project_id).id, annotator, n=1)
+        if more > 0:
+
+            def work() -> None:
+                try:
+                    self.compare.propose(project_id, annotator, n=more)
+                except Exception:  # the pool still has two prompts; Prompts > Propose retries
+                    log.warning("proposing more candidates for project %s failed", project_id)
+
+            threading.Thread(target=work, daemon=True, name="promptopt-propose").start()
+        return made
+
     def pool_size(self, project_id: int) -> int:
         return len(self.compare.ensure_pool(project_id))
 

@@ -239,8 +239,8 @@ class Handlers:
         assert st.project_id is not None
         if self.ws.pool_size(st.project_id) >= MIN_POOL:
             return
-        yield {self.page.status: "Writing a few candidate prompts to compare (first time only)…"}
-        self.ws.propose(st.project_id, st.annotator, n=PROPOSE_FIRST)
+        yield {self.page.status: "Writing a candidate prompt to compare with yours (first time)…"}
+        self.ws.seed_pool(st.project_id, st.annotator, more=PROPOSE_FIRST - 1)
         self.ws.forget_pairs(st.session_id)
 
     def start(self, st: SessionState, request: gr.Request | None = None) -> Updates:
