@@ -16,13 +16,13 @@ import random
 import threading
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 
 import numpy as np
 
 from promptopt.compare.model import single_thread_blas
 from promptopt.compare.proposals import Proposer
-from promptopt.compare.selection import Strategy, Votes, make_strategy
+from promptopt.compare.selection import make_strategy
+from promptopt.compare.session import BestReport, Duel, LeaderboardRow, Session, VoteResult
 from promptopt.compare.validate import CandidateRejected, Validator, threshold_for
 from promptopt.embeddings import Embedder
 from promptopt.generation import validate_template
@@ -46,73 +46,6 @@ MIN_VOTES_TO_STOP = 10
 SAVE_EVERY = 5
 
 
-@dataclass
-class Duel:
-    id: str
-    project_id: int
-    input: Input
-    prompt_a: Prompt
-    prompt_b: Prompt
-    left: str  # "a" or "b": which prompt's output goes on the LEFT of the screen
-    output_a: str | None = None
-    output_b: str | None = None
-
-
-@dataclass
-class LeaderboardRow:
-    prompt: Prompt
-    utility: float
-    uncertainty: float
-    votes: int
-    wins: float
-    win_rate: float | None
-    shown: bool
-
-
-@dataclass
-class BestReport:
-    prompt: Prompt
-    utility: float
-    confidence: float  # P(best beats runner-up)
-    votes: int
-    suggest_stop: bool
-    message: str
-
-
-@dataclass
-class VoteResult:
-    """What the screen needs after a vote, from one refit: the duel to show next (the one
-    reserved while the user read, when there was one), the duel reserved to follow it, the
-    annotator's vote count and the current best prompt."""
-
-    comparison: Comparison
-    next: Duel | None  # None when no duel can be made (fewer than two prompts, no inputs)
-    reserved: Duel | None
-    votes: int
-    best: BestReport | None
-
-
-@dataclass
-class _Session:
-    prompts: list[Prompt]
-    features: np.ndarray
-    strategy: Strategy
-    votes: Votes = field(default_factory=Votes)
-    input_uses: dict[int, int] = field(default_factory=dict)
-    pending: tuple[int, int] | None = None  # pool indices of the next pair
-    # The duel reserved to follow the one on screen, keyed by that duel's id: chosen before the
-    # vote so its outputs can be generated while the user reads (see next_duel(after=...)).
-    queued: tuple[str, Duel] | None = None
-    pending_duel: Duel | None = None  # a queued duel promoted by the vote: shown next, as is
-    history: list[tuple[int, float]] = field(default_factory=list)
-    stale: bool = False
-    unsaved: int = 0  # votes fitted since the engine state was last stored
-    inputs: list[Input] | None = None  # the project's inputs as last read (see _duel_inputs)
-
-    def index(self) -> dict[int, int]:
-        return {p.id: k for k, p in enumerate(self.prompts)}
-
-
 class CompareService:
     def __init__(
         self,
@@ -130,7 +63,7 @@ class CompareService:
         self.embedder = embedder
         self.seed = seed
         self.strategy_name = strategy
-        self._sessions: dict[tuple[int, str], _Session] = {}
+        self._sessions: dict[tuple[int, str], Session] = {}
         self._locks: dict[tuple[int, str], threading.RLock] = {}
         self._guard = threading.Lock()
         self._pool_lock = threading.Lock()
@@ -228,7 +161,7 @@ class CompareService:
         with self._guard:
             return self._locks.setdefault(key, threading.RLock())
 
-    def _session(self, project_id: int, annotator: str) -> _Session:
+    def _session(self, project_id: int, annotator: str) -> Session:
         """The live session, rebuilt from storage when the pool changed or a refit failed."""
         key = (project_id, annotator)
         prompts = self.ensure_pool(project_id)
@@ -244,12 +177,12 @@ class CompareService:
         return session
 
     def _build(
-        self, project_id: int, annotator: str, prompts: list[Prompt], old: _Session | None
-    ) -> _Session:
+        self, project_id: int, annotator: str, prompts: list[Prompt], old: Session | None
+    ) -> Session:
         rng = np.random.default_rng([self.seed, project_id])
         features = self._embed([p.text for p in prompts])
         strategy = make_strategy(self.strategy_name, features, rng)
-        session = _Session(prompts=prompts, features=features, strategy=strategy)
+        session = Session(prompts=prompts, features=features, strategy=strategy)
         index = session.index()
         for c in self.store.comparisons.list(project_id, annotator, source="vote"):
             if c.input_id is not None:
@@ -283,12 +216,12 @@ class CompareService:
                 self._save(project_id, annotator, session)
         return session
 
-    def _refit(self, session: _Session) -> None:
+    def _refit(self, session: Session) -> None:
         with single_thread_blas():
             session.strategy.update(session.votes)
         self.refits += 1
 
-    def _save(self, project_id: int, annotator: str, session: _Session) -> None:
+    def _save(self, project_id: int, annotator: str, session: Session) -> None:
         session.unsaved = 0
         state: dict[str, object] = {
             "strategy": self.strategy_name,
@@ -331,7 +264,7 @@ class CompareService:
             session.queued = (after.id, duel)
             return duel
 
-    def _duel_inputs(self, project_id: int, session: _Session, fresh: bool = True) -> list[Input]:
+    def _duel_inputs(self, project_id: int, session: Session, fresh: bool = True) -> list[Input]:
         """The inputs to rotate over: read afresh when a screen asks for a duel, reused on the
         vote path (``inputs_changed`` drops them when the application adds inputs)."""
         if len(session.prompts) < 2:
@@ -349,7 +282,7 @@ class CompareService:
         return inputs
 
     def _current(
-        self, project_id: int, annotator: str, session: _Session, inputs: list[Input]
+        self, project_id: int, annotator: str, session: Session, inputs: list[Input]
     ) -> Duel:
         if session.pending_duel is not None:
             return session.pending_duel
@@ -365,7 +298,7 @@ class CompareService:
         self,
         project_id: int,
         annotator: str,
-        session: _Session,
+        session: Session,
         after: Duel,
         inputs: list[Input],
     ) -> Duel:
@@ -381,7 +314,7 @@ class CompareService:
     def _make_duel(
         self,
         project_id: int,
-        session: _Session,
+        session: Session,
         pair: tuple[int, int],
         inputs: list[Input],
         rng: random.Random,
@@ -406,7 +339,7 @@ class CompareService:
         )
 
     def _choose(
-        self, session: _Session, rng: random.Random, avoid: tuple[int, int] | None = None
+        self, session: Session, rng: random.Random, avoid: tuple[int, int] | None = None
     ) -> tuple[int, int]:
         np_rng = np.random.default_rng(rng.getrandbits(64))
         return session.strategy.choose(np_rng, avoid)
@@ -536,7 +469,7 @@ class CompareService:
         with self._lock((project_id, annotator)):
             return self._report(self._session(project_id, annotator))
 
-    def _report(self, session: _Session) -> BestReport | None:
+    def _report(self, session: Session) -> BestReport | None:
         strategy = session.strategy
         top = strategy.best()
         if top is None:
