@@ -23,6 +23,7 @@ from promptopt.workspace import (
 from promptopt.workspace.fakes import reply
 
 MAX_VOTE_STATEMENTS = 15
+MAX_EDIT_STATEMENTS = 30
 
 
 @pytest.fixture
@@ -124,6 +125,19 @@ def test_edit_submit_returns_at_once_and_learns_in_the_background(store: Any) ->
     assert ws.next_input_id(project.id, "bob") == input_id
     with pytest.raises(ValidationError, match="another annotator"):
         ws.wait_learned(result.edit.id, "bob", 1)
+
+
+def test_edit_submit_statements(ws: Workspace) -> None:
+    project = ws.open_sample("informal-to-formal")
+    input_id = ws.next_input_id(project.id, "ann")
+    assert input_id is not None
+    draft = ws.prepare(project.id, "ann", input_id)
+    output = ws.generate(draft).text()
+    with statements(ws) as seen:
+        result = ws.submit_edit(draft, output, output + " Kind regards.", "ann")
+    assert result.status == "pending"
+    assert len(seen) <= MAX_EDIT_STATEMENTS, seen
+    assert commits(seen) == 1
 
 
 def test_ownership_is_checked_below_the_ui(ws: Workspace) -> None:
