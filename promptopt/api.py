@@ -104,7 +104,7 @@ class Studio:
         if self._edit is None:
             from promptopt.edit.service import EditService
 
-            self._edit = EditService(self.store, self.client, self.embedder, seed=self.seed)
+            self._edit = EditService(self.store, self.client, self.embedder)
         return self._edit
 
     # -- projects and inputs -------------------------------------------------------------------
@@ -263,6 +263,8 @@ class Studio:
         return text
 
     def close(self) -> None:
+        if self._edit is not None:
+            self._edit.close()  # the memory indexes, so the next start loads them
         self.store.database.close()
 
     def __enter__(self) -> Studio:

@@ -2,8 +2,8 @@
 
 The engines' matrices are small: one BLAS / OpenMP thread is several times faster than several
 threads fighting over shared cores (measured on 2 busy cores: a 250x384x32 product 0.15 ms vs
-1.9 ms; one FAISS query over 100k x 384 vectors p50 11 ms vs 48 ms). threadpoolctl (installed
-with scikit-learn) sets the limit for the duration of a block; without it, nothing is limited.
+1.9 ms; one FAISS query over 100k x 384 vectors p50 11 ms vs 48 ms). threadpoolctl (a declared
+dependency) sets the limit for the duration of a block.
 """
 
 from __future__ import annotations
@@ -12,7 +12,9 @@ import contextlib
 import threading
 from typing import Any
 
-_controller: Any = None
+from threadpoolctl import ThreadpoolController
+
+_controller: ThreadpoolController | None = None
 _lock = threading.Lock()
 
 
@@ -21,13 +23,6 @@ def single_thread(user_api: str) -> contextlib.AbstractContextManager[Any]:
     global _controller
     with _lock:
         if _controller is None:
-            try:
-                from threadpoolctl import ThreadpoolController
-            except ImportError:
-                _controller = False
-            else:
-                # Scans the loaded libraries once; entering a limit afterwards is cheap.
-                _controller = ThreadpoolController()
-    if _controller is False:
-        return contextlib.nullcontext()
+            # Scans the loaded libraries once; entering a limit afterwards is cheap.
+            _controller = ThreadpoolController()
     return _controller.limit(limits=1, user_api=user_api)  # type: ignore[no-any-return]

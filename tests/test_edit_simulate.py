@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from promptopt.edit.distance import char_distance, levenshtein, word_distance
+from promptopt.edit.distance import char_distance, word_distance
 from promptopt.edit.simulate import (
     FakeAgent,
     KindPreference,
@@ -32,16 +32,17 @@ def _dp(a: list[str] | str, b: list[str] | str) -> int:
     return prev[-1]
 
 
-def test_bit_parallel_levenshtein_matches_textbook_dp() -> None:
+def test_distances_match_textbook_dp() -> None:
     rng = random.Random(7)
     for _ in range(400):
-        a = [rng.choice("abcd") for _ in range(rng.randint(0, 70))]
-        b = [rng.choice("abcde") for _ in range(rng.randint(0, 70))]
-        assert levenshtein(a, b) == _dp(a, b)
-    # Wider than one machine word, with shared prefix and suffix.
-    a = list("x" * 100 + "kitten" * 20 + "y" * 100)
-    b = list("x" * 100 + "sitting" * 20 + "y" * 100)
-    assert levenshtein(a, b) == _dp(a, b)
+        a = [rng.choice(["ab", "cd", "e", "f."]) for _ in range(rng.randint(0, 70))]
+        b = [rng.choice(["ab", "cd", "e", "f.", "g"]) for _ in range(rng.randint(0, 70))]
+        assert word_distance(" ".join(a), "\n".join(b)) == _dp(a, b)
+        assert char_distance("".join(a), "".join(b)) == _dp("".join(a), "".join(b))
+    # Longer than one machine word, with shared prefix and suffix.
+    a = "x" * 100 + "kitten" * 20 + "y" * 100
+    b = "x" * 100 + "sitting" * 20 + "y" * 100
+    assert char_distance(a, b) == _dp(a, b)
 
 
 def test_word_and_char_distance() -> None:

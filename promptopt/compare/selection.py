@@ -23,9 +23,10 @@ each comparison, and a prompt counts as shown only after a non-skip verdict.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections import Counter, defaultdict
+from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 import numpy as np
 
@@ -78,6 +79,37 @@ class Votes:
 
     def __len__(self) -> int:
         return len(self.items)
+
+
+K = TypeVar("K", bound=Hashable)
+# What a verdict gives prompt a as a count of wins (b gets 1 minus it); other verdicts decide
+# nothing: "both_bad" is a vote without a winner and "skip" no vote at all.
+WIN_SCORE = {"a": 1.0, "b": 0.0, "tie": 0.5}
+
+
+@dataclass
+class Tally(Generic[K]):
+    wins: defaultdict[K, float] = field(default_factory=lambda: defaultdict(float))  # a tie: half
+    decided: Counter[K] = field(default_factory=Counter)  # a, b and tie verdicts
+    votes: Counter[K] = field(default_factory=Counter)  # every verdict but skip
+
+    def win_rate(self, key: K) -> float | None:
+        return self.wins[key] / self.decided[key] if self.decided[key] else None
+
+
+def tally(pairs: Iterable[tuple[K, K, str]]) -> Tally[K]:
+    """Win counts from (a, b, verdict) triples: the one way the Compare engine, its random
+    baseline and the exports count wins."""
+    out: Tally[K] = Tally()
+    for a, b, verdict in pairs:
+        if verdict == "skip":
+            continue
+        out.votes.update((a, b))
+        if verdict in WIN_SCORE:
+            out.wins[a] += WIN_SCORE[verdict]
+            out.wins[b] += 1.0 - WIN_SCORE[verdict]
+            out.decided.update((a, b))
+    return out
 
 
 class Strategy(Protocol):
@@ -297,14 +329,9 @@ class RandomStrategy(_NoPosterior):
         self._games = np.zeros(self.n)
 
     def update(self, votes: Votes) -> None:
-        self._wins[:] = 0
-        self._games[:] = 0
-        for v in votes.items:
-            if v.verdict in ("a", "b", "tie"):
-                score = {"a": 1.0, "b": 0.0, "tie": 0.5}[v.verdict]
-                self._wins[v.a] += score
-                self._wins[v.b] += 1 - score
-                self._games[[v.a, v.b]] += 1
+        counts = tally((v.a, v.b, v.verdict) for v in votes.items)
+        self._wins = np.array([counts.wins[k] for k in range(self.n)])
+        self._games = np.array([counts.decided[k] for k in range(self.n)], dtype=float)
         for v in reversed(votes.items):  # the winner of the last decided duel
             if v.verdict in ("a", "b", "tie"):
                 if v.verdict == "tie":

@@ -21,10 +21,11 @@ import numpy as np
 
 from promptopt.compare.model import single_thread_blas
 from promptopt.compare.proposals import Proposer
-from promptopt.compare.selection import make_strategy
+from promptopt.compare.selection import make_strategy, tally
 from promptopt.compare.session import BestReport, Duel, LeaderboardRow, Session, VoteResult
 from promptopt.compare.validate import CandidateRejected, Validator, threshold_for
 from promptopt.embeddings import Embedder
+from promptopt.embeddings.cache import embed_cached
 from promptopt.generation import validate_template
 from promptopt.llm import LLMClient
 from promptopt.storage import Store, ValidationError
@@ -141,20 +142,7 @@ class CompareService:
 
     def _embed(self, texts: list[str]) -> np.ndarray:
         """Embeddings through the store's cache, so a pool is encoded once per model."""
-        out = np.zeros((len(texts), self.embedder.dim), dtype=np.float32)
-        missing: list[int] = []
-        for k, text in enumerate(texts):
-            cached = self.store.embeddings.lookup(self.embedder.name, text)
-            if cached is not None and cached.shape[0] == self.embedder.dim:
-                out[k] = cached
-            else:
-                missing.append(k)
-        if missing:
-            vectors = self.embedder.encode([texts[k] for k in missing])
-            for k, vec in zip(missing, vectors, strict=True):
-                out[k] = vec
-                self.store.embeddings.put(self.embedder.name, texts[k], vec)
-        return out
+        return embed_cached(self.store, self.embedder, texts)[0]
 
     # -- sessions --------------------------------------------------------------------------------
     def _lock(self, key: tuple[int, str]) -> threading.RLock:
@@ -437,27 +425,16 @@ class CompareService:
         with self._lock((project_id, annotator)):
             session = self._session(project_id, annotator)
             mean, spread = session.strategy.utilities()
-            votes = np.zeros(len(session.prompts), dtype=int)
-            decided = np.zeros(len(session.prompts), dtype=int)
-            wins = np.zeros(len(session.prompts))
-            for v in session.votes.items:
-                if v.verdict == "skip":
-                    continue
-                votes[[v.a, v.b]] += 1
-                if v.verdict in ("a", "b", "tie"):
-                    score = {"a": 1.0, "b": 0.0, "tie": 0.5}[v.verdict]
-                    wins[v.a] += score
-                    wins[v.b] += 1.0 - score
-                    decided[[v.a, v.b]] += 1
+            counts = tally((v.a, v.b, v.verdict) for v in session.votes.items)
             shown = session.votes.shown()
             rows = [
                 LeaderboardRow(
                     prompt=p,
                     utility=float(mean[k]),
                     uncertainty=float(spread[k]),
-                    votes=int(votes[k]),
-                    wins=float(wins[k]),
-                    win_rate=float(wins[k] / decided[k]) if decided[k] else None,
+                    votes=counts.votes[k],
+                    wins=counts.wins[k],
+                    win_rate=counts.win_rate(k),
                     shown=k in shown,
                 )
                 for k, p in enumerate(session.prompts)

@@ -255,7 +255,6 @@ def _service(
             client,
             embedder,
             threshold=cfg.threshold,
-            seed=cfg.seed,
             meta_model=cfg.agent,
             verify=cfg.verify,
         )
@@ -271,7 +270,6 @@ def _service(
         embedder,
         k=k,
         threshold=cfg.threshold,
-        seed=cfg.seed,
         meta_model=cfg.agent,
         policy="cipher",
     )

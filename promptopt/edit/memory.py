@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from promptopt.embeddings import Embedder, VectorIndex
+from promptopt.embeddings.cache import embed_cached
 from promptopt.storage import Store
 
 
@@ -50,20 +51,9 @@ class ContextMemory:
         return self.store.embeddings.put(model, text, vector), vector
 
     def embed_many(self, texts: list[str], batch_size: int = 64) -> int:
-        """Encode, in batches, the texts that have no stored vector yet; returns how many.
-
-        Inputs embedded ahead of time (at import) make a round's own cost retrieval and storage
-        only; batched encoding also has 2.6x the throughput of one text at a time on a CPU (165 vs
-        63 texts/s, `promptopt bench services`)."""
-        model = self.embedder.name
-        missing = list(
-            dict.fromkeys(t for t in texts if self.store.embeddings.lookup(model, t) is None)
-        )
-        for start in range(0, len(missing), batch_size):
-            chunk = missing[start : start + batch_size]
-            for text, vector in zip(chunk, self.embedder.encode(chunk), strict=True):
-                self.store.embeddings.put(model, text, vector)
-        return len(missing)
+        """Encode the texts that have no stored vector yet; returns how many. Inputs embedded
+        ahead of time (at import) make a round's own cost retrieval and storage only."""
+        return embed_cached(self.store, self.embedder, texts, batch_size)[1]
 
     def index(self, project_id: int, annotator: str) -> VectorIndex:
         key = (project_id, annotator)

@@ -114,7 +114,6 @@ class EditService:
         *,
         k: int = 5,
         threshold: float = DEFAULT_THRESHOLD,
-        seed: int = 0,
         meta_model: str | None = None,
         policy: str = "default",
         verify: VerifyConfig | None = None,
@@ -129,7 +128,6 @@ class EditService:
         self.embedder = embedder
         self.k = k
         self.threshold = threshold
-        self.seed = seed
         self.meta_model = meta_model
         self.memory = ContextMemory(store, embedder)
         self.learner = PreferenceLearner(

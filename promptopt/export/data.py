@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from promptopt.compare.selection import tally
 from promptopt.storage import Store
 from promptopt.storage.models import Comparison, Edit, Preference, Project, Prompt
 
@@ -144,37 +145,26 @@ def win_rate_leaderboard(
     The smoothing ((wins + 1) / (decided + 2)) keeps a prompt with one lucky win from
     outranking one with a long record; the reported win rate is the raw one.
     """
-    wins: dict[int, float] = {p.id: 0.0 for p in prompts}
-    votes: dict[int, int] = {p.id: 0 for p in prompts}
-    decided: dict[int, int] = {p.id: 0 for p in prompts}
-    for c in comparisons:
-        a, b = c.prompt_a_id, c.prompt_b_id
-        if c.source == "edit" or a is None or b is None or a == b or c.verdict == "skip":
-            continue
-        for pid in (a, b):
-            votes[pid] = votes.get(pid, 0) + 1
-            wins.setdefault(pid, 0.0)
-            if c.verdict in ("a", "b", "tie"):
-                decided[pid] = decided.get(pid, 0) + 1
-        if c.verdict == "a":
-            wins[a] += 1.0
-        elif c.verdict == "b":
-            wins[b] += 1.0
-        elif c.verdict == "tie":
-            wins[a] += 0.5
-            wins[b] += 0.5
+    counts = tally(
+        (c.prompt_a_id, c.prompt_b_id, c.verdict)
+        for c in comparisons
+        if c.source != "edit"
+        and c.prompt_a_id is not None
+        and c.prompt_b_id is not None
+        and c.prompt_a_id != c.prompt_b_id
+    )
     rows = [
         RankedPrompt(
             prompt=p,
             utility=None,
-            win_rate=(wins[p.id] / decided[p.id]) if decided.get(p.id) else None,
-            votes=votes[p.id],
-            wins=wins[p.id],
+            win_rate=counts.win_rate(p.id),
+            votes=counts.votes[p.id],
+            wins=counts.wins[p.id],
         )
         for p in prompts
     ]
     rows.sort(
-        key=lambda r: (-(r.wins + 1.0) / (decided.get(r.prompt.id, 0) + 2.0), -r.votes, r.prompt.id)
+        key=lambda r: (-(r.wins + 1.0) / (counts.decided[r.prompt.id] + 2.0), -r.votes, r.prompt.id)
     )
     return rows
 

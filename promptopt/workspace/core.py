@@ -97,7 +97,7 @@ class Workspace:
         self.embedder = embedder
         self.seed = seed
         self.compare = CompareService(store, client, embedder, seed=seed)
-        self.edit = EditService(store, client, embedder, seed=seed)
+        self.edit = EditService(store, client, embedder)
         self.pairs = PairPipeline(self.compare, client, self.generation_settings, describe_error)
         self.learner = BackgroundLearner(self.edit.learn)
         self._export_dir = export_dir
