@@ -188,3 +188,37 @@ def test_project_output_length_and_stops_reach_the_call(store: Store) -> None:
     generate_many(client, JOBS, GenerationSettings(**{**vars(settings), "model": "fake"}))[0].text()
     assert fake.history[0].params.max_tokens == 40
     assert fake.history[0].params.stop == ["\n\n"]
+
+
+def test_bench_pair_writes_exactly_the_five_figures(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from promptopt.cli import main
+    from promptopt.llm import bench_pair
+    from promptopt.llm.client import LLMClient
+
+    fake = FakeLLM(default="one two three", batch=True, delay_s=0.01)
+
+    def client(**kwargs: Any) -> LLMClient:
+        made = LLMClient(**kwargs)
+        made.register("fake", fake)
+        return made
+
+    monkeypatch.setattr(bench_pair, "LLMClient", client)
+    out = tmp_path / "pair.json"
+    argv = ["bench", "pair", "--model", "fake", "--max-tokens", "8", "--repeat", "2"]
+    assert main([*argv, "--out", str(out)]) == 0
+    figures = json.loads(out.read_text())
+    assert set(figures) == {
+        "single_s",
+        "pair_s",
+        "reference_pair_s",
+        "tokens_per_s",
+        "first_token_s",
+    }
+    assert all(isinstance(v, float | int) and v >= 0 for v in figures.values())
+    printed = capsys.readouterr().out
+    assert "pair / single = " in printed and "reference / pair = " in printed
+    assert 2 in fake.batches  # the pair went to the backend as one batch

@@ -5,9 +5,9 @@ Each repeat times, back to back so that a busy machine weighs on all three alike
 - ``single``: one output alone, on today's path (the default weights);
 - ``pair``: the two outputs of a pair (two prompts, one input) through ``LLMClient.stream_many``,
   i.e. decoded as one batch by the local model; the pair is done when both are;
-- ``reference pair``: the same two outputs as two sequential generations with fp32 weights
-  (for the offline model; another model has no reference path, so it repeats the pair one call
-  after the other).
+- ``reference pair``: the same two outputs as the previous version made them: two sequential
+  generations, fp32 weights, torch's default thread count (all cores); for another model, the
+  two calls one after the other.
 Greedy decoding, so each repeat does the same work; the prompts ask for long texts so that every
 output runs to ``--max-tokens``. One warm-up of each path first, not counted.
 
@@ -70,17 +70,24 @@ def bench_pair(
     reference = LLMClient(store=None, timeout_s=3600.0, max_retries=0)
     details: dict[str, Any] = {"model": model}
     if model.split("/", 1)[0] == "local":
+        import torch
+
         from promptopt.llm.local import LocalBackend
 
+        # Read before any backend sets it: the thread count the previous version decoded with.
+        old_threads = torch.get_num_threads()
         fast = LocalBackend(shared=False)
-        old = LocalBackend(shared=False, weights="fp32")
+        old = LocalBackend(shared=False, weights="fp32", threads=old_threads)
         fast.load()
         old.load()
         client.register("local", fast)
         reference.register("local", old)
         loaded = fast._ensure_loaded()
         details.update(
-            weights=loaded.weights, device=loaded.device, threads=fast.threads, reference="fp32"
+            weights=loaded.weights,
+            device=loaded.device,
+            threads=fast.threads,
+            reference=f"fp32, {old_threads} threads, one output at a time",
         )
 
     def one() -> tuple[float, float, int]:
@@ -140,6 +147,10 @@ def _agreement(
     return {"same_leading_words": same, "of_words": len(b), "fast": fast[:160], "fp32": old[:160]}
 
 
+def _ratio(a: float, b: float) -> str:
+    return f"{a / b:.2f}" if b > 0 else "n/a (too fast to time)"
+
+
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="local/smollm2", help="model to measure")
     parser.add_argument("--max-tokens", type=int, default=128, help="tokens per output")
@@ -157,8 +168,8 @@ def run(args: argparse.Namespace) -> int:
     print(text)
     single, pair, ref = figures["single_s"], figures["pair_s"], figures["reference_pair_s"]
     print(
-        f"pair / single = {pair / single:.2f} (target <= 1.3)   "
-        f"reference / pair = {ref / pair:.2f} (target >= 3)"
+        f"pair / single = {_ratio(pair, single)} (target <= 1.3)   "
+        f"reference / pair = {_ratio(ref, pair)} (target >= 3)"
     )
     shown = {k: v for k, v in details.items() if k not in ("agreement", "runs")}
     print(f"setup: {json.dumps(shown)}")

@@ -236,14 +236,32 @@ class PairPipeline:
             project_id=pending.project_id,
             purpose="compare",
         )
-        for response, parts in zip(responses, (pending.left, pending.right), strict=True):
+        # Both sides at once: the batch fills both streams together, and a side read only after
+        # the other would appear all at once at the end instead of token by token.
+        failures: list[BaseException] = []
+
+        def read(response: Any, parts: list[str]) -> None:
             parts.clear()
-            for delta in response:
-                if pending.cancelled.is_set():
-                    pending.error = CANCELLED
-                    return
-                parts.append(delta)
-            response.completion()  # logs the call
+            try:
+                for delta in response:
+                    if pending.cancelled.is_set():
+                        return
+                    parts.append(delta)
+                response.completion()  # logs the call
+            except BaseException as exc:
+                failures.append(exc)
+
+        reader = threading.Thread(
+            target=read, args=(responses[1], pending.right), daemon=True, name="promptopt-right"
+        )
+        reader.start()
+        read(responses[0], pending.left)
+        reader.join()
+        if failures:
+            raise failures[0]
+        if pending.cancelled.is_set():
+            pending.error = CANCELLED
+            return
         left, right = pending.texts()
         duel.output_a, duel.output_b = (left, right) if duel.left == "a" else (right, left)
 
