@@ -263,3 +263,17 @@ def test_an_empty_model_output_is_an_error_with_retry_not_a_pair(app: RunningApp
     assert app.store.comparisons.list(project.id, "hank") == []
     retried = client.predict(api_name="/compare_retry")
     assert retried[3].strip() and retried[4].strip(), retried  # asked again, not the cache
+
+
+def test_a_base_url_with_a_password_is_refused_and_never_stored(app: RunningApp) -> None:
+    """Issue 9, failure 2: the credential sat in the project's settings and the Project tab."""
+    client = session(app)
+    secret = "pw-XYZZY-4242"
+    result = client.predict(
+        "creds", "a task", "Summarize:\n{input}", "openai/m", "openai/m",
+        f"http://bob:{secret}@127.0.0.1:9/v1", api_name="/create_project",
+    )  # fmt: skip
+    assert "PROMPTOPT\\_API\\_BASE\\_AUTH" in result[0] and secret not in result[0]
+    assert app.store.projects.find("creds") is None
+    rows = app.store.database.db.execute("SELECT settings FROM project").fetchall()
+    assert all(secret not in str(r) for r in rows)
