@@ -230,6 +230,12 @@ def test_user_text_in_error_messages_never_makes_the_browser_fetch(
         url = f"http://127.0.0.1:{beacon.port}/beacon"
         name = f"![x]({url}) <img src='{url}/img'>"
         open_project(f"beacon host {beacon.port}")
+        # A template of its own, so that no earlier test's cached output answers for the model.
+        project = browser_app.store.projects.find(f"beacon host {beacon.port}")
+        prompt = browser_app.store.prompts.add(
+            project.id, f"Beacon test {beacon.port}:\n{{input}}", "user"
+        )
+        browser_app.store.projects.update(project.id, prompt_id=prompt.id)
         # A model error whose body carries the markup, in the Edit tab.
         browser_app.fake.enqueue([LLMError(f"server said ![x]({url}/model) <img src='{url}/m'>")])
         open_tab(page, "Edit")
@@ -237,8 +243,11 @@ def test_user_text_in_error_messages_never_makes_the_browser_fetch(
         expect()(page.locator("#edit-status")).to_contain_text("Retry")
         expect()(page.locator("#edit-status")).to_contain_text("server said ![x]")
         open_tab(page, "Project")
+        name_box = page.locator("#project-name textarea, #project-name input").first
+        # The form shows the open project first; typing before it has would be overwritten.
+        expect()(name_box).to_have_value(f"beacon host {beacon.port}")
         for expected in ("Now add inputs", "already exists"):  # the second time is an error
-            page.locator("#project-name textarea, #project-name input").first.fill(name)
+            name_box.fill(name)
             page.locator("#project-template textarea").fill("Summarize:\n{input}")
             page.locator("#project-create").click()
             expect()(page.locator("#project-status")).to_contain_text(expected)
