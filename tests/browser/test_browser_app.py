@@ -7,6 +7,7 @@ Each test opens a page and a project of its own: any order, or one alone, gives 
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -129,6 +130,44 @@ def test_two_edits_update_the_profile(
     for pref in expected:
         expect()(page.locator("#profile-table")).to_contain_text(pref.text)
     shot(page, "profile")
+
+
+def test_edits_into_bullets_show_an_observable_preference_with_evidence(
+    page: Any, browser_app: RunningApp, open_project: Callable[[str], int]
+) -> None:
+    """Two outputs turned into three short bullets: the profile shows the measured preference
+    ("bullet points") with its evidence and its verification status, beside the inferred one."""
+    project_id = open_project("News: observed")
+    open_tab(page, "Edit")
+    for _ in (1, 2):
+        unfocus(page)
+        page.keyboard.press("n")
+        expect()(page.locator("#edit-status")).to_contain_text("Edit the output", timeout=20_000)
+        words = value(page, "#edit-output textarea").split()
+        bullets = "\n".join(f"- {' '.join(words[k : k + 3])}." for k in (0, 3, 6))
+        box = page.locator("#edit-output textarea")
+        page.wait_for_timeout(500)  # let the last streamed update land before typing over it
+        box.fill(bullets)
+        expect()(box).to_have_value(bullets)
+        box.press("Control+Enter")
+        expect()(page.locator("#edit-status")).to_contain_text("Saved", timeout=20_000)
+        expect()(page.locator("#edit-inferred")).not_to_contain_text("pending", timeout=20_000)
+    # Observing and verifying follow the inference in the same background job: give it time.
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        prefs = browser_app.store.preferences.list(project_id, "you")
+        if any(p.kind == "observable" and p.text == "bullet points" for p in prefs):
+            break
+        time.sleep(0.2)
+    else:
+        edits = browser_app.store.edits.list(project_id, "you")
+        pytest.fail(f"no observable preference: {[(e.output, e.edited) for e in edits]}")
+    open_tab(page, "Profile")
+    table = page.locator("#profile-table")
+    expect()(table).to_contain_text("bullet points")
+    expect()(table).to_contain_text("holds in 2 of 2 of your edits on similar inputs")
+    expect()(table).to_contain_text("observed")
+    shot(page, "profile-observed")
 
 
 def test_prompts_leaderboard(page: Any, open_project: Callable[[str], int]) -> None:
