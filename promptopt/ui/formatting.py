@@ -115,6 +115,16 @@ def call_rows(calls: Iterable[Any]) -> list[list[Any]]:
     return out
 
 
+def rejection_rows(rejections: Iterable[Any]) -> list[list[Any]]:
+    return [
+        [r.id, (r.created_at or "")[:19].replace("T", " "), r.origin or "", r.reason, r.text]
+        for r in rejections
+    ]
+
+
+REJECTION_HEADERS = ["id", "time", "origin", "reason", "candidate"]
+
+
 CALL_HEADERS = ["id", "time", "purpose", "model", "tokens (in + out)", "cost", "latency", "status"]
 
 

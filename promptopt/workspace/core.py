@@ -31,7 +31,7 @@ from promptopt.inputs_io import (
 from promptopt.llm import LLMClient, StreamingResponse, default_model
 from promptopt.projects import SAMPLES, create_project, load_sample
 from promptopt.storage import NotFoundError, Store, ValidationError
-from promptopt.storage.models import Input, LLMCall, Preference, Project, Prompt
+from promptopt.storage.models import Input, LLMCall, Preference, Project, Prompt, Rejection
 from promptopt.workspace.errors import NoProject, describe_error
 from promptopt.workspace.learning import BackgroundLearner
 from promptopt.workspace.pairs import PairPipeline, PendingPair
@@ -494,6 +494,10 @@ class Workspace:
 
     def calls(self, project_id: int, limit: int = 500) -> list[LLMCall]:
         return self.store.calls.list(self.project(project_id).id, limit=limit)
+
+    def rejections(self, project_id: int, limit: int = 200) -> list[Rejection]:
+        """Candidate prompts the validator refused, newest first, with their reasons."""
+        return self.store.rejections.list(self.project(project_id).id, limit=limit)
 
     def call(self, project_id: int, call_id: int) -> LLMCall:
         """One call of this project (a call of another project is not shown)."""

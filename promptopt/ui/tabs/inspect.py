@@ -8,7 +8,13 @@ from typing import Any
 import gradio as gr
 
 from promptopt.ui.context import AppContext, user_message
-from promptopt.ui.formatting import CALL_HEADERS, call_detail, call_rows
+from promptopt.ui.formatting import (
+    CALL_HEADERS,
+    REJECTION_HEADERS,
+    call_detail,
+    call_rows,
+    rejection_rows,
+)
 from promptopt.ui.state import SessionState
 
 LIMIT = 500
@@ -26,14 +32,23 @@ def build(ctx: AppContext, state: gr.State) -> dict[str, Any]:
         label=f"LLM calls of this project, newest first (up to {LIMIT}); click one for details",
     )
     detail = gr.JSON(label="Call", elem_id="inspect-detail")
+    refused = gr.Dataframe(
+        headers=REJECTION_HEADERS,
+        value=[],
+        interactive=False,
+        wrap=True,
+        elem_id="inspect-rejections",
+        label="Candidate prompts the validator refused, newest first, with the reason",
+    )
 
     ws = ctx.workspace
 
     def refresh(st: SessionState) -> dict[Any, Any]:
         try:
             calls = ws.calls(ws.project(st.project_id).id, limit=LIMIT)
+            rejections = ws.rejections(ws.project(st.project_id).id)
         except Exception as exc:
-            return {summary: user_message(exc), table: []}
+            return {summary: user_message(exc), table: [], refused: []}
         tokens = sum((c.prompt_tokens or 0) + (c.completion_tokens or 0) for c in calls)
         cost = sum(c.cost or 0.0 for c in calls)
         errors = sum(1 for c in calls if c.error)
@@ -42,9 +57,10 @@ def build(ctx: AppContext, state: gr.State) -> dict[str, Any]:
                 f"**{len(calls)} calls** · {tokens:,} tokens · ${cost:.4f} · {errors} failed"
             ),
             table: call_rows(calls),
+            refused: rejection_rows(rejections),
         }
 
-    refresh_btn.click(refresh, [state], [summary, table], api_name="calls")
+    refresh_btn.click(refresh, [state], [summary, table, refused], api_name="calls")
 
     def on_select(st: SessionState, evt: gr.SelectData) -> Any:
         row = evt.row_value or []
@@ -57,4 +73,4 @@ def build(ctx: AppContext, state: gr.State) -> dict[str, Any]:
 
     table.select(on_select, [state], detail)
 
-    return {"refresh": refresh, "refresh_outputs": [summary, table]}
+    return {"refresh": refresh, "refresh_outputs": [summary, table, refused]}
