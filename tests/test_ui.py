@@ -126,9 +126,10 @@ def test_export_and_inspect(app: RunningApp, tmp_path: Path) -> None:
     assert "Exported" in status
     content = Path(path).read_text(encoding="utf-8")
     assert "Summarize the following news article" in content and content.strip() in preview
-    summary, table = client.predict(api_name="/calls")
+    summary, table, refused = client.predict(api_name="/calls")
     assert "calls" in summary
     assert set(table["headers"]) >= {"model", "tokens (in + out)", "latency"}
+    assert refused["headers"] == ["id", "time", "origin", "reason", "candidate"]
 
 
 def test_confirmed_delete_removes_the_project(app: RunningApp) -> None:
