@@ -290,27 +290,39 @@ def _import(
     *,
     allow_duplicates: bool,
 ) -> None:
-    from promptopt.inputs_io import parse_inputs_file, parse_inputs_text
+    from promptopt.inputs_io import KEPT, import_stream, parse_inputs_text
     from promptopt.projects import add_inputs
 
+    duplicates = 0
+
+    def store_batch(texts: list[str]) -> int:
+        nonlocal duplicates
+        added = add_inputs(
+            store, project.id, texts, source=source, allow_duplicates=allow_duplicates
+        )
+        duplicates += len(added.duplicates)
+        return len(added.ids)
+
     if file == "-":
-        result = parse_inputs_text(sys.stdin.read(), fmt or "txt", column)
         source = "stdin"
+        result = parse_inputs_text(sys.stdin.read(), fmt or "txt", column)
+        count = store_batch(result.texts)
     else:
-        result = parse_inputs_file(file, column=column, fmt=fmt)
+        # Streamed: rows are stored in batches as they are read, never the whole file at once.
         source = Path(file).name
-    added = add_inputs(
-        store, project.id, result.texts, source=source, allow_duplicates=allow_duplicates
-    )
-    print(f"imported {plural(len(added.ids), 'input')} into {project.name!r}")
-    if added.duplicates:
+        count, result = import_stream(file, column, store_batch, fmt=fmt)
+    print(f"imported {plural(count, 'input')} into {project.name!r}")
+    if duplicates:
         print(
-            f"skipped {plural(len(added.duplicates), 'input')} already in the project "
+            f"skipped {plural(duplicates, 'input')} already in the project "
             "(--allow-duplicates imports them again)",
             file=sys.stderr,
         )
     for problem in result.problems:
-        print(f"skipped {problem}", file=sys.stderr)
+        verb = "repaired" if problem.endswith(KEPT) else "skipped"
+        print(f"{verb} {problem}", file=sys.stderr)
+    if result.summary():
+        print(result.summary(), file=sys.stderr)
 
 
 def configure_inputs_list(parser: argparse.ArgumentParser) -> None:

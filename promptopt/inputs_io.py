@@ -37,6 +37,7 @@ MAX_FILE_BYTES = 100 * 1024 * 1024
 # must not need a million messages in memory).
 MAX_PROBLEMS = 10_000
 PREVIEW_ROWS = 10
+KEPT = " (row kept)"  # ends the report of a row that was repaired rather than skipped
 _MAX_COLUMNS = 200
 _SAMPLE_ROWS = 1000
 
@@ -66,10 +67,10 @@ class ParseResult:
     count: int = 0
     problem_count: int = 0
 
-    def add_problem(self, line: int, reason: str) -> None:
+    def add_problem(self, line: int, reason: str, *, kept: bool = False) -> None:
         self.problem_count += 1
         if len(self.problems) < MAX_PROBLEMS:
-            self.problems.append(f"line {line}: {reason}")
+            self.problems.append(f"line {line}: {reason}{KEPT if kept else ''}")
 
     def summary(self) -> str:
         more = self.problem_count - len(self.problems)
@@ -355,7 +356,7 @@ def read_inputs(
     result = ParseResult()
     for row in reader.rows(stream):
         if row.problem is not None:
-            result.add_problem(row.line, row.problem)
+            result.add_problem(row.line, row.problem, kept=row.text is not None)
         if row.text is not None:
             result.count += 1
             if preview is None or len(result.texts) < preview:
@@ -374,7 +375,7 @@ def iter_batches(
     batch: list[str] = []
     for row in reader.rows(stream):
         if row.problem is not None:
-            result.add_problem(row.line, row.problem)
+            result.add_problem(row.line, row.problem, kept=row.text is not None)
         if row.text is not None:
             result.count += 1
             batch.append(row.text)

@@ -384,3 +384,18 @@ def test_datasette_labels_the_foreign_keys(
     row = asyncio.run(labels())
     assert row["input_id"]["label"] == INPUTS[0]  # type: ignore[index]
     assert row["prompt_a_id"]["label"]  # type: ignore[index]
+
+
+def test_import_reports_repaired_and_skipped_rows(
+    sample: Sample, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 9, failure 3: one invalid byte refused the whole file."""
+    file = tmp_path / "rows.jsonl"
+    file.write_bytes(b'{"text": "caf\xe9 ok"}\n{"text": "\\ud800"}\nnot json\n{"text": "fine"}\n')
+    _, out, err = run(capsys, "inputs", "import", sample.name, str(file))
+    assert "imported 3 inputs" in out
+    assert err.splitlines() == [
+        "repaired line 1: bytes that are not UTF-8 were replaced with \ufffd (row kept)",
+        "repaired line 2: lone surrogate characters were replaced with \ufffd (row kept)",
+        "skipped line 3: not valid JSON (Expecting value)",
+    ]

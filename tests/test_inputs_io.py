@@ -44,7 +44,9 @@ def test_deep_nesting_in_jsonl_is_one_bad_row() -> None:
 def test_a_lone_surrogate_in_jsonl_is_replaced_and_reported(store: Any) -> None:
     result = read(b'{"text": "bad \\ud800 here"}\n{"text": "fine"}\n', "jsonl")
     assert result.texts == ["bad \ufffd here", "fine"]
-    assert result.problems == ["line 1: lone surrogate characters were replaced with \ufffd"]
+    assert result.problems == [
+        "line 1: lone surrogate characters were replaced with \ufffd (row kept)"
+    ]
     project = store.projects.create("surrogates", "{input}")
     assert len(store.inputs.add_many(project.id, result.texts)) == 2  # storable now
 
@@ -52,9 +54,11 @@ def test_a_lone_surrogate_in_jsonl_is_replaced_and_reported(store: Any) -> None:
 def test_one_invalid_byte_costs_nothing_but_is_reported() -> None:
     result = read(b"text\ngood one\nbad \xff byte\nlast\n", "csv")
     assert result.texts == ["good one", "bad \ufffd byte", "last"]
-    assert result.problems == ["line 3: bytes that are not UTF-8 were replaced with \ufffd"]
+    assert result.problems == [
+        "line 3: bytes that are not UTF-8 were replaced with \ufffd (row kept)"
+    ]
     assert read(b"a\nb\xc3\n", "txt").problems == [
-        "line 2: bytes that are not UTF-8 were replaced with \ufffd"
+        "line 2: bytes that are not UTF-8 were replaced with \ufffd (row kept)"
     ]
 
 
