@@ -134,3 +134,16 @@ def test_twenty_proposals_with_a_junk_llm_leave_only_clean_candidates(
     assert any("refused" in m for m in messages)
     origins = {p.origin for p in pool}
     assert origins & {"grips-delete", "grips-swap", "grips-add", "directive"}
+
+
+def test_a_prompt_with_a_leftover_placeholder_is_not_exported(store: Any) -> None:
+    from promptopt.export import export_project
+
+    project = store.projects.create("p", BASE, generator_model="openai/gpt-4o-mini")
+    junk = store.prompts.add(
+        project.id, "Summarize {input} using {content} and {source}", "rephrase"
+    )
+    store.projects.update(project.id, prompt_id=junk.id)
+    for fmt in ("markdown", "openai", "llm", "promptfoo"):
+        _, text = export_project(store, project.id, fmt, None, compare=None)
+        assert "{content}" not in text and "{source}" not in text

@@ -49,7 +49,8 @@ _MARKUP = [
     (re.compile(r"```"), "a code fence"),
     (re.compile(r"<\|[^|]*\|>|\[/?INST\]"), "a chat-format token"),
 ]
-_OTHER_PLACEHOLDER = re.compile(r"\{[^{}\s]{1,40}\}")
+# Single-brace slots; "{{x}}" is literal text in most template syntaxes (and a markup rule above).
+_OTHER_PLACEHOLDER = re.compile(r"(?<!\{)\{[^{}\s]{1,40}\}(?!\})")
 _META_TALK = re.compile(r"\b(placeholders?|templates?)\b", re.IGNORECASE)
 
 
@@ -67,6 +68,11 @@ class Verdict:
     text: str  # the candidate as it would be stored ({input} appended when it was missing)
     reason: str = ""
     similarity: float | None = None
+
+
+def leftover_placeholders(text: str, base: str = "") -> list[str]:
+    """``{name}`` slots other than ``{input}`` (and than those the base prompt itself has)."""
+    return [p for p in _OTHER_PLACEHOLDER.findall(text) if p != PLACEHOLDER and p not in base]
 
 
 def _instruction_words(text: str) -> int:
@@ -87,7 +93,7 @@ def check_syntax(text: str, base: str) -> Verdict:
         found = pattern.search(text)
         if found is not None and found.group(0) not in base:
             return Verdict(False, text, f"leftover markup: {what} ({found.group(0)!r})")
-    others = [p for p in _OTHER_PLACEHOLDER.findall(text) if p != PLACEHOLDER and p not in base]
+    others = leftover_placeholders(text, base)
     if others:
         return Verdict(
             False, text, f"other placeholder(s) {', '.join(others)}: only {PLACEHOLDER} is filled"

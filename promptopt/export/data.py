@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from promptopt.compare.selection import tally
+from promptopt.compare.validate import leftover_placeholders
 from promptopt.storage import Store
 from promptopt.storage.models import Comparison, Edit, Preference, Project, Prompt
 
@@ -112,7 +113,18 @@ def collect(
     leaderboard = _compare_leaderboard(compare, project_id, annotator, notes)
     if leaderboard is None:
         leaderboard = win_rate_leaderboard(store.prompts.list(project_id), comparisons)
+    leaderboard = [r for r in leaderboard if not _unusable(r.prompt, project)]
     best, reason = _pick_best(store, project, leaderboard, compare, annotator)
+    leftover = leftover_placeholders(best.text, project.template)
+    if _unusable(best, project):
+        # A machine-written prompt that still holds {content} and the like is refused, not
+        # exported: the export falls back to the project's own prompt and says why.
+        notes.append(
+            f"Prompt #{best.id} still holds {', '.join(leftover)}; the project prompt was "
+            "exported instead."
+        )
+        best = Prompt(id=0, project_id=project.id, text=project.template, origin="base")
+        reason = "base"
     preferences = _preferences(store, project_id, annotator)
     contexts, model = _contexts(store, project_id, annotator, preferences, notes)
     k, threshold = _retrieval_settings()
@@ -190,6 +202,13 @@ def _compare_leaderboard(
         )
         for r in rows
     ]
+
+
+def _unusable(prompt: Prompt, project: Project) -> bool:
+    """A machine-written prompt with slots other than {input} (one from before the validator)."""
+    return prompt.origin not in ("user", "imported", "base") and bool(
+        leftover_placeholders(prompt.text, project.template)
+    )
 
 
 def _pick_best(
