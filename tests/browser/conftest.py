@@ -52,17 +52,18 @@ def page(browser: Any, browser_app: RunningApp) -> Iterator[Any]:
 
 
 @pytest.fixture
-def open_project(page: Any, browser_app: RunningApp) -> Callable[[str], int]:
-    """Create a copy of the news sample under ``name`` and open it in this test's page."""
+def open_project(page: Any, browser_app: RunningApp) -> Callable[..., int]:
+    """Create a copy of the news sample under ``name`` (with ``inputs`` of its own, if given)
+    and open it in this test's page."""
     from playwright.sync_api import expect
 
-    def opener(name: str) -> int:
+    def opener(name: str, inputs: list[str] | None = None) -> int:
         project = create_project(
             browser_app.store,
             name,
             NEWS["template"],
             task=NEWS["task"],
-            inputs=NEWS["inputs"],
+            inputs=inputs or NEWS["inputs"],
             examples=NEWS["examples"],
         )
         page.goto(browser_app.url)

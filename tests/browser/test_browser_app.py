@@ -258,7 +258,10 @@ def test_script_in_an_input_never_runs(browser: Any, browser_app: RunningApp) ->
 
 
 def test_user_text_in_error_messages_never_makes_the_browser_fetch(
-    browser: Any, browser_app: RunningApp, open_project: Callable[[str], int], page: Any
+    browser_app: RunningApp,
+    open_project: Callable[..., int],
+    page: Any,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Issue 9, failure 4: a project name ``![x](http://127.0.0.1:PORT/beacon)`` created twice
     made the browser fetch the URL from the error status; model error bodies went the same way."""
@@ -268,15 +271,19 @@ def test_user_text_in_error_messages_never_makes_the_browser_fetch(
     with serve() as beacon:
         url = f"http://127.0.0.1:{beacon.port}/beacon"
         name = f"![x]({url}) <img src='{url}/img'>"
-        open_project(f"beacon host {beacon.port}")
-        # A template of its own, so that no earlier test's cached output answers for the model.
-        project = browser_app.store.projects.find(f"beacon host {beacon.port}")
-        prompt = browser_app.store.prompts.add(
-            project.id, f"Beacon test {beacon.port}:\n{{input}}", "user"
-        )
-        browser_app.store.projects.update(project.id, prompt_id=prompt.id)
-        # A model error whose body carries the markup, in the Edit tab.
-        browser_app.fake.enqueue([LLMError(f"server said ![x]({url}/model) <img src='{url}/m'>")])
+        marker = f"beacon input {beacon.port}"
+        open_project(f"beacon host {beacon.port}", inputs=[marker])
+        # A model error whose body carries the markup, in the Edit tab. Raised for this project's
+        # input only: a queued error would go to whatever call comes first, and pairs made ahead
+        # for another test's page may still be generating.
+        previous = browser_app.fake.default
+
+        def reply(request: Any) -> str:
+            if any(marker in str(m.get("content", "")) for m in request.messages):
+                raise LLMError(f"server said ![x]({url}/model) <img src='{url}/m'>")
+            return str(previous(request) if callable(previous) else previous)
+
+        monkeypatch.setattr(browser_app.fake, "default", reply)
         open_tab(page, "Edit")
         page.locator("#edit-next").click()
         expect()(page.locator("#edit-status")).to_contain_text("Retry")
