@@ -49,7 +49,9 @@ DIRECTIVES: dict[str, tuple[str, ...]] = {
     ),
 }
 
-_PHRASE_SPLIT = re.compile(r"(?<=[.!?;:,])\s+")
+# Sentences and clauses, not commas: a comma split turns "Use a warm, friendly tone." into two
+# fragments that read as junk once moved (seen with the offline model's pool).
+_PHRASE_SPLIT = re.compile(r"(?<=[.!?;:])\s+")
 
 
 @dataclass(frozen=True)
