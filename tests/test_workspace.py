@@ -201,3 +201,31 @@ def test_a_new_project_waits_for_one_proposal_only(ws: Workspace) -> None:
     assert outcome.pending.duel is not None
     assert {outcome.pending.duel.prompt_a.id, outcome.pending.duel.prompt_b.id} <= shown
     assert len(ws.leaderboard(project.id, "ann")) == len(shown)
+
+
+def test_work_nobody_waits_for_is_marked_background(store: Any) -> None:
+    """The reserved pair and the candidates proposed behind the first pair reach the model as
+    background calls; the pair on screen and the first proposal do not."""
+    from promptopt.workspace.fakes import demo_fake_llm
+
+    fake = demo_fake_llm()
+    ws = make_workspace(make_parts(store=store, fake_llm=fake, embedder="fake"))
+    project = ws.open_sample("informal-to-formal")
+    ws.seed_pool(project.id, "ann", more=2)
+    deadline = time.monotonic() + 10
+    while ws.pool_size(project.id) < 3 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    proposals = list(fake.history)
+    assert proposals and not proposals[0].background  # the first candidate: waited for
+    assert any(r.background for r in proposals[1:])  # the two written behind it
+    fake.history.clear()
+    first = ws.start_pair("s1", project.id, "ann")
+    assert first.wait(10) and first.error is None and first.duel is not None
+    on_screen = list(fake.history)
+    assert len(on_screen) == 2 and not any(r.background for r in on_screen)
+    fake.history.clear()
+    ws.reserve_after("s1", first.duel, "ann")
+    follow = ws.compare.next_duel(project.id, "ann", after=first.duel)
+    ahead = ws.pairs.ahead("s1", follow.id)
+    assert ahead is not None and ahead.wait(10) and ahead.error is None
+    assert len(fake.history) == 2 and all(r.background for r in fake.history)

@@ -256,10 +256,12 @@ class Proposer:
         n: int = 4,
         progress: Callable[[float, str], None] | None = None,
         operators: Sequence[str] | None = None,
+        background: bool = False,
     ) -> list[Prompt]:
         """``n`` candidates: half from the LLM (induce / revise / rephrase), half from the
         operators that need no capable model (``promptopt.compare.operators``), unless
-        ``operators`` names fewer ("llm" is the LLM's share)."""
+        ``operators`` names fewer ("llm" is the LLM's share). ``background``: nobody waits for
+        them on screen, so the model serves calls that somebody waits for first."""
         if n < 1:
             return []
         ops = tuple(operators) if operators is not None else ("llm", *OPERATORS)
@@ -276,7 +278,7 @@ class Proposer:
         call = self.resolve(project, "compare.propose")
         if n_llm:
             plans = self.plan(project_id, annotator, n_llm, rng)
-            for plan, text in self._draft(project, call, plans, rng, progress):
+            for plan, text in self._draft(project, call, plans, rng, progress, background):
                 items.append((plan.kind, plan.parent.id if plan.parent else None, text))
         if n_free:
             for draft in self._model_free(project_id, annotator, n_free, rng, free_ops):
@@ -327,6 +329,7 @@ class Proposer:
         plans: list[Plan],
         rng: random.Random,
         progress: Callable[[float, str], None] | None,
+        background: bool = False,
     ) -> list[tuple[Plan, str]]:
         """Every LLM call, before anything is written: a failure leaves the pool unchanged."""
         drafts: list[tuple[Plan, str]] = []
@@ -346,7 +349,9 @@ class Proposer:
             try:
                 completion = self.client.complete(
                     plan.messages,
-                    context=CallContext(purpose="compare.propose", project_id=project.id),
+                    context=CallContext(
+                        purpose="compare.propose", project_id=project.id, background=background
+                    ),
                     **call.with_params(params).kwargs(),
                 )
             except LLMError as exc:

@@ -508,9 +508,15 @@ class CompareService:
         n: int = 4,
         progress: Callable[[float, str], None] | None = None,
         operators: Sequence[str] | None = None,
+        background: bool = False,
     ) -> list[Prompt]:
         made = self.proposer.propose(
-            project_id, annotator, n=n, progress=progress, operators=operators
+            project_id,
+            annotator,
+            n=n,
+            progress=progress,
+            operators=operators,
+            background=background,
         )
         self._pool_changed(project_id)  # again: the candidates are committed now
         return made

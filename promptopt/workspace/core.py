@@ -317,7 +317,7 @@ class Workspace:
 
             def work() -> None:
                 try:
-                    self.compare.propose(project_id, annotator, n=more)
+                    self.compare.propose(project_id, annotator, n=more, background=True)
                 except Exception:  # the pool still has two prompts; Prompts > Propose retries
                     log.warning("proposing more candidates for project %s failed", project_id)
 

@@ -41,6 +41,8 @@ class PendingPair:
     done: threading.Event = field(default_factory=threading.Event)
     cancelled: threading.Event = field(default_factory=threading.Event)
     started: float = field(default_factory=time.perf_counter)
+    # Made ahead (a reservation): nobody waits for it yet, so on-screen work goes first.
+    background: bool = False
 
     def texts(self) -> tuple[str, str]:
         return "".join(self.left), "".join(self.right)
@@ -157,7 +159,7 @@ class PairPipeline:
         session = self._session(session_id)
         if session.paused or duel.id in session.made:
             return
-        pending = PendingPair(duel.project_id, annotator, duel=duel)
+        pending = PendingPair(duel.project_id, annotator, duel=duel, background=True)
         pending.chosen.set()
         # Keep the pair on screen (it may still stream) and this reservation; drop older ones.
         keep = {k: v for k, v in session.made.items() if not v.done.is_set()}
@@ -235,6 +237,7 @@ class PairPipeline:
             settings,
             project_id=pending.project_id,
             purpose="compare",
+            background=pending.background,
         )
         # Both sides at once: the batch fills both streams together, and a side read only after
         # the other would appear all at once at the end instead of token by token.
