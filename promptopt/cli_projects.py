@@ -11,10 +11,7 @@ from typing import Any
 
 from promptopt.storage import Store, ValidationError
 from promptopt.storage.models import Project
-
-
-def plural(count: int, word: str) -> str:
-    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+from promptopt.wording import plural
 
 
 def _open() -> Store:

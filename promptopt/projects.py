@@ -55,6 +55,27 @@ class InputsAdded:
     duplicates: list[str] = field(default_factory=list)
 
 
+class NewTexts:
+    """Filters batches of input texts down to the ones a project does not have yet (nor that
+    came earlier in the same import), remembering what it left out. One set of the project's
+    texts, built once, serves a whole streamed import."""
+
+    def __init__(self, store: Store, project_id: int) -> None:
+        self.seen = {i.text.strip() for i in store.inputs.list(project_id)}
+        self.duplicates: list[str] = []
+
+    def __call__(self, texts: Iterable[str]) -> list[str]:
+        fresh: list[str] = []
+        for text in texts:
+            key = text.strip()
+            if key in self.seen:
+                self.duplicates.append(text)
+            else:
+                self.seen.add(key)
+                fresh.append(text)
+        return fresh
+
+
 def add_inputs(
     store: Store,
     project_id: int,
@@ -69,17 +90,9 @@ def add_inputs(
     wanted = [str(t) for t in texts if t is not None and str(t).strip()]
     if allow_duplicates:
         return InputsAdded(store.inputs.add_many(project_id, wanted, source=source))
-    seen = {i.text.strip() for i in store.inputs.list(project_id)}
-    fresh: list[str] = []
-    duplicates: list[str] = []
-    for text in wanted:
-        key = text.strip()
-        if key in seen:
-            duplicates.append(text)
-        else:
-            seen.add(key)
-            fresh.append(text)
-    return InputsAdded(store.inputs.add_many(project_id, fresh, source=source), duplicates)
+    new = NewTexts(store, project_id)
+    fresh = new(wanted)
+    return InputsAdded(store.inputs.add_many(project_id, fresh, source=source), new.duplicates)
 
 
 def resolve_project(store: Store, name_or_id: str | int) -> Project:

@@ -20,7 +20,7 @@ STORAGE = ROOT / "storage"
 MAX_MODULE_LINES = 600
 MAX_UI_FUNCTION_LINES = 120
 # Self-contained tools that import nothing of ours (checked below), so any layer may use them.
-LEAVES = {"promptopt.chromium"}
+LEAVES = {"promptopt.chromium", "promptopt.wording"}
 
 
 def modules() -> dict[str, Path]:

@@ -29,7 +29,14 @@ from promptopt.inputs_io import (
     parse_inputs_file,
 )
 from promptopt.llm import LLMClient, StreamingResponse, default_model
-from promptopt.projects import SAMPLES, create_project, load_sample
+from promptopt.projects import (
+    SAMPLES,
+    InputsAdded,
+    NewTexts,
+    add_inputs,
+    create_project,
+    load_sample,
+)
 from promptopt.storage import NotFoundError, Store, ValidationError
 from promptopt.storage.models import Input, LLMCall, Preference, Project, Prompt, Rejection
 from promptopt.workspace.errors import NoProject, describe_error
@@ -68,6 +75,16 @@ class VoteOutcome:
     votes: int  # this annotator's votes on the project
     best: BestReport | None
     reserved: bool = True  # the pair after the next one is already being made
+
+
+@dataclass
+class FileImport:
+    """What an uploaded file did: inputs added, inputs the project already had (left out), and
+    the report of the bad rows."""
+
+    added: int
+    already_there: int
+    report: ParseResult
 
 
 @dataclass
@@ -183,13 +200,15 @@ class Workspace:
     def inputs(self, project_id: int) -> list[Input]:
         return self.store.inputs.list(project_id)
 
-    def add_inputs(self, project_id: int, texts: list[str], source: str = "typed") -> int:
+    def add_inputs(self, project_id: int, texts: list[str], source: str = "typed") -> InputsAdded:
+        """Typed or pasted inputs; ones the project already has are left out and reported."""
         self.project(project_id)
         if not texts:
             raise ValidationError("Type or paste at least one input first.")
-        added = len(self.store.inputs.add_many(project_id, texts, source=source))
-        self.compare.inputs_changed(project_id)
-        self.embed_inputs_later(project_id)
+        added = add_inputs(self.store, project_id, texts, source=source)
+        if added.ids:
+            self.compare.inputs_changed(project_id)
+            self.embed_inputs_later(project_id)
         return added
 
     @staticmethod
@@ -206,18 +225,20 @@ class Workspace:
         column: str | None,
         source: str,
         progress: Callable[[float, str], None] | None = None,
-    ) -> tuple[int, ParseResult]:
+    ) -> FileImport:
         """Store a file's good rows as they are read (batches of IMPORT_BATCH), never the whole
-        file in memory; returns how many were added and the report of the bad rows."""
+        file in memory, leaving out the inputs the project already has; returns how many were
+        added, how many were already there, and the report of the bad rows."""
         self.project(project_id)
+        new = NewTexts(self.store, project_id)
         added, report = import_stream(
             path,
             column or None,
-            lambda texts: len(self.store.inputs.add_many(project_id, texts, source=source)),
+            lambda texts: len(self.store.inputs.add_many(project_id, new(texts), source=source)),
             batch=IMPORT_BATCH,
             progress=progress,
         )
-        if not added:
+        if not added and not new.duplicates:
             raise ValidationError(
                 "The file has no good rows"
                 + (
@@ -227,9 +248,10 @@ class Workspace:
                 )
                 + ". Fix it and upload it again."
             )
-        self.compare.inputs_changed(project_id)
-        self.embed_inputs_later(project_id)
-        return added, report
+        if added:
+            self.compare.inputs_changed(project_id)
+            self.embed_inputs_later(project_id)
+        return FileImport(added, len(new.duplicates), report)
 
     def import_inputs(
         self,

@@ -14,6 +14,7 @@ import gradio as gr
 from promptopt.ui.context import MODEL_CHOICES, AppContext, user_message
 from promptopt.ui.formatting import escape_md, shorten
 from promptopt.ui.state import SessionState
+from promptopt.wording import plural
 from promptopt.workspace import Project, ProjectForm, Workspace
 
 INPUT_HEADERS = ["id", "input", "source"]
@@ -346,7 +347,8 @@ class InputHandlers:
         except Exception as exc:
             return {p.status: user_message(exc)}
         return {
-            p.status: f"Added {added} inputs.",
+            p.status: f"Added {plural(len(added.ids), 'input')}."
+            + already_there(len(added.duplicates)),
             p.typed: "",
             self.header: banner(self.projects.ctx, st),
             p.inputs_table: self.projects.inputs_rows(project.id),
@@ -400,7 +402,7 @@ class InputHandlers:
             if not path:
                 return {p.status: "Upload a file with at least one good row first."}
             source = Path(path).name
-            added, result = self.ws.import_file(
+            done = self.ws.import_file(
                 project.id,
                 path,
                 col,
@@ -409,12 +411,20 @@ class InputHandlers:
             )
         except Exception as exc:
             return {p.status: user_message(exc)}
-        skipped = f" ({result.problem_count} bad rows skipped)" if result.problem_count else ""
+        bad = done.report.problem_count
+        skipped = f" ({plural(bad, 'bad row')} skipped)" if bad else ""
         return {
-            p.status: f"Imported {added} inputs from {escape_md(source)}{skipped}.",
+            p.status: f"Imported {plural(done.added, 'input')} from {escape_md(source)}{skipped}."
+            + already_there(done.already_there),
             self.header: banner(self.projects.ctx, st),
             p.inputs_table: self.projects.inputs_rows(project.id),
         }
+
+
+def already_there(count: int) -> str:
+    if not count:
+        return ""
+    return f" Left out {plural(count, 'input')} the project already has."
 
 
 def wire(h: Handlers) -> None:
