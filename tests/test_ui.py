@@ -219,6 +219,19 @@ def test_engine_verdict_follows_the_screen_side() -> None:
     assert engine_verdict("tie", "b") == "tie" and engine_verdict("skip", "a") == "skip"
 
 
+def test_screen_sides_and_prompts_map_both_ways() -> None:
+    from types import SimpleNamespace
+
+    from promptopt.workspace.sides import screen_prompts, to_prompts
+
+    for left in ("a", "b"):
+        duel = SimpleNamespace(left=left, prompt_a="A", prompt_b="B")
+        on_left, on_right = screen_prompts(duel)  # type: ignore[arg-type]
+        assert on_left == ("A" if left == "a" else "B") and {on_left, on_right} == {"A", "B"}
+        # what was shown on each side goes back to the prompt that wrote it
+        assert to_prompts(duel, f"out {on_left}", f"out {on_right}") == ("out A", "out B")  # type: ignore[arg-type]
+
+
 def test_add_own_preference_is_pinned_and_applied(app: RunningApp) -> None:
     client = session(app, "hana")
     client.predict(api_name="/open_sample_informal_to_formal")

@@ -14,17 +14,11 @@ from promptopt.inputs_io import ParseResult
 from promptopt.llm import LOCAL_DEFAULT
 from promptopt.paths import ASSETS
 from promptopt.storage.models import Input, LLMCall, Preference, Project, Prompt
-from promptopt.workspace.core import (
-    SCREEN_VERDICTS,
-    ProjectForm,
-    VoteOutcome,
-    Workspace,
-    engine_verdict,
-    screen_prompts,
-)
+from promptopt.workspace.core import ProjectForm, VoteOutcome, Workspace
 from promptopt.workspace.errors import NoProject, NotFoundError, ValidationError, describe_error
 from promptopt.workspace.factory import Parts, make_parts
 from promptopt.workspace.pairs import POLL_S, PendingPair
+from promptopt.workspace.sides import SCREEN_VERDICTS, engine_verdict, screen_prompts
 
 
 def make_workspace(parts: Parts, *, seed: int = 0, export_dir: Path | None = None) -> Workspace:

@@ -42,29 +42,12 @@ from promptopt.storage.models import Input, LLMCall, Preference, Project, Prompt
 from promptopt.workspace.errors import NoProject, describe_error
 from promptopt.workspace.learning import BackgroundLearner
 from promptopt.workspace.pairs import PairPipeline, PendingPair
+from promptopt.workspace.sides import engine_verdict
 
 log = logging.getLogger("promptopt.workspace")
 
 IMPORT_CHUNK = 200
 IMPORT_BATCH = 5000  # rows per transaction when streaming a file in
-# What the screen's two sides are called, and how a press maps to the engine's verdict about
-# duel.prompt_a / duel.prompt_b (sides are randomised, verdicts name prompts).
-SCREEN_VERDICTS = ("left", "right", "tie", "both_bad", "skip")
-
-
-def engine_verdict(screen: str, left: str) -> str:
-    """Map what the user pressed ("left"/"right"/...) to the engine's verdict ("a"/"b"/...)."""
-    if screen not in SCREEN_VERDICTS:
-        raise ValidationError(f"Unknown vote {screen!r}; use one of {', '.join(SCREEN_VERDICTS)}.")
-    right = "b" if left == "a" else "a"
-    return {"left": left, "right": right}.get(screen, screen)
-
-
-def screen_prompts(duel: Duel) -> tuple[Prompt, Prompt]:
-    """(the prompt on the left, the prompt on the right)."""
-    if duel.left == "a":
-        return duel.prompt_a, duel.prompt_b
-    return duel.prompt_b, duel.prompt_a
 
 
 @dataclass

@@ -22,6 +22,7 @@ from typing import Any
 from promptopt.compare.service import CompareService, Duel
 from promptopt.generation import GenerationSettings, generate_many
 from promptopt.llm import LLMClient
+from promptopt.workspace.sides import screen_prompts, to_prompts
 
 POLL_S = 0.03
 CANCELLED = "Generation stopped: the screen was left."
@@ -228,9 +229,7 @@ class PairPipeline:
 
     def _generate(self, pending: PendingPair, duel: Duel) -> None:
         settings = self._settings_for(pending.project_id)
-        first, second = (duel.prompt_a, duel.prompt_b)
-        if duel.left != "a":
-            first, second = second, first
+        first, second = screen_prompts(duel)
         responses = generate_many(
             self.client,
             [(first.text, duel.input.text), (second.text, duel.input.text)],
@@ -266,7 +265,7 @@ class PairPipeline:
             pending.error = CANCELLED
             return
         left, right = pending.texts()
-        duel.output_a, duel.output_b = (left, right) if duel.left == "a" else (right, left)
+        duel.output_a, duel.output_b = to_prompts(duel, left, right)
 
 
 def _stop(pending: PendingPair) -> None:
