@@ -469,7 +469,8 @@ class CompareService:
                 "the winner. Export it, or propose new candidates to keep improving."
             )
         elif n_votes < MIN_VOTES_TO_STOP:
-            message = f"{n_votes} vote(s) so far; keep comparing to be sure of the winner."
+            said = f"{n_votes} vote" if n_votes == 1 else f"{n_votes} votes"
+            message = f"{said} so far; keep comparing to be sure of the winner."
         else:
             message = (
                 f"The leader beats the runner-up with probability {confidence:.0%}; "

@@ -22,6 +22,21 @@ def escape_md(text: str | None) -> str:
     return _MD_SPECIAL.sub(r"\\\1", html.escape(text or "", quote=False))
 
 
+def plural(n: int, word: str) -> str:
+    """``1 vote``, ``2 votes``."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def parse_id(value: Any) -> int | None:
+    """An id typed or picked into a box: empty (or not a whole number above 0) is None."""
+    text = str(value).strip() if value is not None else ""
+    try:
+        number = float(text)
+    except ValueError:
+        return None
+    return int(number) if number >= 1 and number == int(number) else None
+
+
 def shorten(text: str | None, limit: int = 160) -> str:
     text = " ".join((text or "").split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
@@ -57,7 +72,7 @@ def leaderboard_rows(rows: Sequence[Any], project_prompt_id: int | None) -> list
                 row.votes,
                 win_rate,
                 f"{prompt.origin}{mark}",
-                shorten(prompt.text, 240),
+                shorten(prompt.text, 2000),  # wrapped in its cell: read whole
             ]
         )
     return out
@@ -109,7 +124,7 @@ def call_rows(calls: Iterable[Any]) -> list[list[Any]]:
                 tokens,
                 cost,
                 latency,
-                shorten(call.error, 80) if call.error else "ok",
+                shorten(call.error, 400) if call.error else "ok",
             ]
         )
     return out

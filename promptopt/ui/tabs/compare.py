@@ -15,7 +15,7 @@ from typing import Any
 import gradio as gr
 
 from promptopt.ui.context import AppContext, user_message
-from promptopt.ui.formatting import escape_md, shorten
+from promptopt.ui.formatting import escape_md, plural, shorten
 from promptopt.ui.state import SessionState, bind_user
 from promptopt.workspace import POLL_S, BestReport, Duel, PendingPair, screen_prompts
 
@@ -59,7 +59,7 @@ def best_text(best: BestReport | None) -> str:
         return "**Current best prompt:** none yet; vote on a few pairs."
     lines = [
         f"**Current best prompt** #{best.prompt.id} ({escape_md(best.prompt.origin)}) · "
-        f"confidence {best.confidence:.0%} after {best.votes} votes",
+        f"confidence {best.confidence:.0%} after {plural(best.votes, 'vote')}",
         "",
         f"> {escape_md(shorten(best.prompt.text, 400))}",
     ]

@@ -75,6 +75,12 @@ class EditPage:
     pending_btn: gr.Button
 
 
+START_HINT = (
+    "Press **n** (or **Next input**) for an output to edit, or pick an input and press "
+    "**Generate for this input**."
+)
+
+
 def layout() -> EditPage:
     with gr.Row(equal_height=True):
         pick = gr.Dropdown(label="Input", choices=[], value=None, scale=4, elem_id="edit-pick")
@@ -87,6 +93,7 @@ def layout() -> EditPage:
         lines=10,
         max_lines=40,
         interactive=True,
+        placeholder="Press n (or Next input) and an output to edit appears here.",
         elem_id="edit-output",
     )
     with gr.Row():
@@ -95,7 +102,7 @@ def layout() -> EditPage:
         )
         accept_btn = gr.Button("Accept as is", elem_id="edit-accept")
         retry_btn = gr.Button("Retry", visible=False, elem_id="edit-retry")
-    status = gr.Markdown("", elem_id="edit-status")
+    status = gr.Markdown(START_HINT, elem_id="edit-status")
     diff = gr.HighlightedText(
         label="Your change",
         color_map={"+": "green", "-": "red"},

@@ -28,10 +28,13 @@ def build(ctx: AppContext, state: gr.State) -> dict[str, Any]:
         headers=CALL_HEADERS,
         value=[],
         interactive=False,
+        wrap=True,  # an error is read in full, not clipped
+        column_widths=["5%", "14%", "11%", "13%", "10%", "7%", "8%", "32%"],
         elem_id="inspect-table",
         label=f"LLM calls of this project, newest first (up to {LIMIT}); click one for details",
     )
-    detail = gr.JSON(label="Call", elem_id="inspect-detail")
+    # Hidden until a call is picked: an empty JSON box reads as a broken "{..}".
+    detail = gr.JSON(label="Call", elem_id="inspect-detail", visible=False)
     refused = gr.Dataframe(
         headers=REJECTION_HEADERS,
         value=[],
@@ -65,11 +68,11 @@ def build(ctx: AppContext, state: gr.State) -> dict[str, Any]:
     def on_select(st: SessionState, evt: gr.SelectData) -> Any:
         row = evt.row_value or []
         if not row or st.project_id is None:
-            return None
+            return gr.update(value=None, visible=False)
         try:
-            return call_detail(ws.call(st.project_id, int(row[0])))
+            return gr.update(value=call_detail(ws.call(st.project_id, int(row[0]))), visible=True)
         except Exception:  # a call of another project (or gone) is not shown
-            return None
+            return gr.update(value=None, visible=False)
 
     table.select(on_select, [state], detail)
 

@@ -7,7 +7,7 @@ from typing import Any
 import gradio as gr
 
 from promptopt.ui.context import AppContext, user_message
-from promptopt.ui.formatting import PROFILE_HEADERS, profile_rows
+from promptopt.ui.formatting import PROFILE_HEADERS, parse_id, profile_rows
 from promptopt.ui.state import SessionState, bind_user
 
 INTRO = (
@@ -17,6 +17,13 @@ INTRO = (
     "outputs closer to your edits); pin one to apply it anyway. An *exact fix* (off by "
     "default) corrects outputs directly, e.g. cuts to a word limit at a sentence end."
 )
+
+
+def id_box() -> gr.Textbox:
+    """Empty until a row is clicked (a number box would show a misleading 0)."""
+    return gr.Textbox(
+        label="Preference id", placeholder="click a row above", scale=1, elem_id="profile-id"
+    )
 
 
 def build(ctx: AppContext, state: gr.State) -> dict[str, Any]:
@@ -34,7 +41,7 @@ def build(ctx: AppContext, state: gr.State) -> dict[str, Any]:
         label="Learned preferences",
     )
     with gr.Row(equal_height=True):
-        pref_id = gr.Number(label="Preference id", precision=0, scale=1, elem_id="profile-id")
+        pref_id = id_box()
         text = gr.Textbox(label="Preference text", scale=5, elem_id="profile-text")
     with gr.Row():
         save_btn = gr.Button("Save text", variant="primary")
@@ -81,7 +88,7 @@ def build(ctx: AppContext, state: gr.State) -> dict[str, Any]:
     def change(**fields: Any) -> Any:
         def handler(
             st: SessionState,
-            pid: float | None,
+            pid: str | float | None,
             body: str,
             deleted: bool,
             request: gr.Request | None = None,
@@ -95,7 +102,7 @@ def build(ctx: AppContext, state: gr.State) -> dict[str, Any]:
                 ws.update_preference(
                     ws.project(st.project_id).id,
                     st.annotator,
-                    int(pid) if pid is not None else None,
+                    parse_id(pid),
                     **values,
                 )
             except Exception as exc:

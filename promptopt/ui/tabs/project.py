@@ -150,7 +150,13 @@ def _inputs_layout() -> dict[str, Any]:
         headers=["preview"], value=[], label="Import preview (first 10)", visible=False
     )
     inputs_table = gr.Dataframe(
-        headers=INPUT_HEADERS, value=[], label="Inputs of this project", interactive=False
+        headers=INPUT_HEADERS,
+        value=[],
+        label="Inputs of this project",
+        interactive=False,
+        wrap=True,
+        column_widths=["6%", "80%", "14%"],
+        elem_id="project-inputs",
     )
     return dict(
         typed=typed, split=split, add_btn=add_btn, upload=upload, column=column,

@@ -9,7 +9,13 @@ import gradio as gr
 import pandas as pd
 
 from promptopt.ui.context import AppContext, user_message
-from promptopt.ui.formatting import LEADERBOARD_HEADERS, escape_md, leaderboard_rows
+from promptopt.ui.formatting import (
+    LEADERBOARD_HEADERS,
+    escape_md,
+    leaderboard_rows,
+    parse_id,
+    plural,
+)
 from promptopt.ui.state import SessionState, bind_user
 from promptopt.workspace import BestReport
 
@@ -28,12 +34,22 @@ def effort_frame(curve: list[int]) -> pd.DataFrame:
     )
 
 
+# Counts on the x axis: at least this span, so that the axis never ticks between two counts.
+MIN_COUNT_SPAN = 10
+
+
+def count_plot(frame: pd.DataFrame, x: str) -> gr.LinePlot:
+    """A plot update whose x axis (a count of votes or rounds) shows whole numbers only."""
+    last = int(frame[x].max()) if len(frame) else 0
+    return gr.LinePlot(value=frame, x_lim=[0, max(MIN_COUNT_SPAN, last)])
+
+
 def best_text(report: BestReport | None) -> str:
     if report is None:
         return "No best prompt yet: vote on a few pairs in the Compare tab."
     return (
         f"**Best so far:** prompt #{report.prompt.id}, confidence "
-        f"{report.confidence:.0%} after {report.votes} votes. {escape_md(report.message)}"
+        f"{report.confidence:.0%} after {plural(report.votes, 'vote')}. {escape_md(report.message)}"
     )
 
 
@@ -49,6 +65,8 @@ def plots() -> tuple[gr.LinePlot, gr.LinePlot]:
             x="votes",
             y="utility",
             title="Best prompt's estimated utility over votes",
+            x_axis_format="d",
+            x_lim=[0, MIN_COUNT_SPAN],
             height=260,
         )
         effort_plot = gr.LinePlot(
@@ -56,6 +74,8 @@ def plots() -> tuple[gr.LinePlot, gr.LinePlot]:
             x="round",
             y="edit distance",
             title="Your edit distance per round (words)",
+            x_axis_format="d",
+            x_lim=[0, MIN_COUNT_SPAN],
             height=260,
         )
     return utility_plot, effort_plot
@@ -69,13 +89,21 @@ def build(ctx: AppContext, state: gr.State) -> dict[str, Any]:
         value=[],
         interactive=False,
         wrap=True,
+        # Fixed widths for the short columns, so that the prompt's long text wraps inside its own
+        # column instead of squeezing the headers letter by letter.
+        column_widths=["5%", "4%", "11%", "6%", "7%", "11%", "56%"],
         elem_id="prompts-leaderboard",
         label="Candidate prompts, best first (★ = the project's prompt)",
     )
     with gr.Row():
         refresh_btn = gr.Button("Refresh", size="sm", elem_id="prompts-refresh")
     with gr.Row(equal_height=True):
-        promote_id = gr.Number(label="Prompt id", value=None, precision=0, scale=1)
+        promote_id = gr.Textbox(
+            label="Prompt id",
+            placeholder="click a row of the leaderboard",
+            scale=1,
+            elem_id="prompts-id",
+        )
         promote_btn = gr.Button("Make it the project's prompt", scale=2, elem_id="prompts-promote")
     with gr.Row(equal_height=True):
         own = gr.Textbox(
@@ -106,8 +134,8 @@ def build(ctx: AppContext, state: gr.State) -> dict[str, Any]:
         return {
             best: best_text(report),
             table: leaderboard_rows(rows, project.prompt_id),
-            utility_plot: utility_frame(history),
-            effort_plot: effort_frame(curve),
+            utility_plot: count_plot(utility_frame(history), "votes"),
+            effort_plot: count_plot(effort_frame(curve), "round"),
             status: "",
         }
 
@@ -158,9 +186,9 @@ def build(ctx: AppContext, state: gr.State) -> dict[str, Any]:
 
     propose_btn.click(on_propose, [state, n_new], outputs, api_name="propose")
 
-    def on_promote(st: SessionState, pid: float | None) -> dict[Any, Any]:
+    def on_promote(st: SessionState, pid: str | float | None) -> dict[Any, Any]:
         try:
-            prompt = ws.promote(ws.project(st.project_id).id, int(pid) if pid else None)
+            prompt = ws.promote(ws.project(st.project_id).id, parse_id(pid))
         except Exception as exc:
             return {status: user_message(exc)}
         result = refresh(st)
