@@ -6,6 +6,7 @@ which is its own browser tab as far as the app is concerned.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -301,3 +302,29 @@ def test_a_base_url_with_a_password_is_refused_and_never_stored(app: RunningApp)
     assert app.store.projects.find("creds") is None
     rows = app.store.database.db.execute("SELECT settings FROM project").fetchall()
     assert all(secret not in str(r) for r in rows)
+
+
+def test_a_slow_first_pair_shows_its_progress_above_the_boxes(tmp_path: Path) -> None:
+    """Every model wait of a new project's first pair (the first proposal, then the pair) says
+    what is happening and how long it has taken, in the line above the pair; done, it is gone."""
+    with running_app(tmp_path / "slow.db", fake_delay_s=1.5) as slow:
+        client = session(slow, "ivy")
+        client.predict(api_name="/open_sample_news_summaries")
+        job = client.submit(api_name="/compare_start")
+        final = job.result(timeout=60)
+        seen = [out[-1] for out in job.outputs() if isinstance(out[-1], str) and out[-1]]
+    assert any("Writing a candidate prompt" in s and "⏳" in s for s in seen), seen
+    assert any("Starting the model" in s for s in seen), seen
+    assert any(re.search(r"[1-9] s\b", s) for s in seen), seen  # the seconds go up
+    assert final[3] and final[4] and final[-1] == ""  # the progress line, last
+
+
+def test_progress_rate_counts_tokens_after_the_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    from promptopt.ui.tabs import compare
+
+    clock = iter([100.0, 103.0, 103.5, 105.0])
+    monkeypatch.setattr(compare.time, "perf_counter", lambda: next(clock))
+    rate = compare.Rate()  # started at 100
+    assert rate.text("Starting the model…") == "⏳ Starting the model… 3 s"
+    assert rate.text("Writing…", 4) == "⏳ Writing… 4 s"  # first tokens: no rate yet
+    assert rate.text("Writing…", 19) == "⏳ Writing… 5 s · 19 tokens so far, 10.0 tokens/s"

@@ -7,6 +7,7 @@ pair (generated while the user read), the counter and the best prompt."""
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -79,6 +80,25 @@ def reveal_text(duel: Duel, verdict: str) -> str:
     )
 
 
+class Rate:
+    """Elapsed time and tokens/s of a wait, from the deltas streamed so far (one delta is about
+    one token); the rate is known once tokens have flowed for a second."""
+
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+        self._first: tuple[float, int] | None = None
+
+    def text(self, what: str, tokens: int = 0) -> str:
+        now = time.perf_counter()
+        line = f"⏳ {what} {now - self.started:.0f} s"
+        if tokens and self._first is None:
+            self._first = (now, tokens)
+        if self._first is not None and now - self._first[0] >= 1.0:
+            rate = (tokens - self._first[1]) / (now - self._first[0])
+            line += f" · {tokens} tokens so far, {rate:.1f} tokens/s"
+        return line
+
+
 @dataclass
 class ComparePage:
     counter: gr.Markdown
@@ -92,6 +112,7 @@ class ComparePage:
     start_btn: gr.Button
     retry_btn: gr.Button
     reveal: gr.Markdown
+    progress: gr.Markdown  # above the pair boxes, where the user looks while waiting
 
     def outputs(self, state: gr.State) -> list[Any]:
         return [
@@ -104,6 +125,7 @@ class ComparePage:
             self.status,
             self.retry_btn,
             self.reveal,
+            self.progress,
         ]
 
 
@@ -114,6 +136,7 @@ def layout() -> ComparePage:
     input_box = gr.Textbox(
         label="Input", lines=4, max_lines=12, interactive=False, elem_id="compare-input"
     )
+    progress = gr.Markdown("", elem_id="compare-progress")
     with gr.Row(equal_height=True):
         boxes = [
             gr.Textbox(
@@ -146,7 +169,7 @@ def layout() -> ComparePage:
     reveal = gr.Markdown("", elem_id="compare-reveal")
     return ComparePage(
         counter, best, input_box, boxes[0], boxes[1], vote_btns, comment, status, start_btn,
-        retry_btn, reveal,
+        retry_btn, reveal, progress,
     )  # fmt: skip
 
 
@@ -186,12 +209,16 @@ class Handlers:
         # A pair that is ready (made ahead) or nearly ready goes out in one update: every
         # intermediate update costs a round of Gradio's post-processing and a message.
         pending.wait(FIRST_WAIT_S)
+        rate = Rate()
         while not pending.done.is_set():
             left, right = pending.texts()
+            tokens = len(pending.left) + len(pending.right)
+            what = "Writing both outputs…" if tokens else "Starting the model…"
             update: dict[Any, Any] = {
                 p.input_box: pending.duel.input.text if pending.duel else "Preparing the pair…",
                 p.left_box: left,
                 p.right_box: right,
+                p.progress: rate.text(what, tokens),
                 p.status: "Generating…",
                 p.retry_btn: gr.update(visible=False),
             }
@@ -212,6 +239,7 @@ class Handlers:
                 p.left_box: left,
                 p.right_box: right,
                 p.status: f"⚠ {escape_md(pending.error)}",
+                p.progress: "",
                 p.retry_btn: gr.update(visible=True),
             }
             return
@@ -231,6 +259,7 @@ class Handlers:
             p.left_box: left,
             p.right_box: right,
             p.status: "",
+            p.progress: "",
             p.retry_btn: gr.update(visible=False),
         }
 
@@ -239,8 +268,27 @@ class Handlers:
         assert st.project_id is not None
         if self.ws.pool_size(st.project_id) >= MIN_POOL:
             return
-        yield {self.page.status: "Writing a candidate prompt to compare with yours (first time)…"}
-        self.ws.seed_pool(st.project_id, st.annotator, more=PROPOSE_FIRST - 1)
+        what = "Writing a candidate prompt to compare with yours (first time)…"
+        yield {self.page.status: what}
+        # In a thread, so that the page shows the seconds passing while the model writes.
+        failed: list[BaseException] = []
+
+        def work() -> None:
+            try:
+                self.ws.seed_pool(project_id, st.annotator, more=PROPOSE_FIRST - 1)
+            except BaseException as exc:
+                failed.append(exc)
+
+        project_id = st.project_id
+        worker = threading.Thread(target=work, daemon=True, name="promptopt-seed")
+        worker.start()
+        rate = Rate()
+        while worker.is_alive():
+            worker.join(0.5)
+            yield {self.page.progress: rate.text(what)}
+        yield {self.page.progress: ""}
+        if failed:
+            raise failed[0]
         self.ws.forget_pairs(st.session_id)
 
     def start(self, st: SessionState, request: gr.Request | None = None) -> Updates:
