@@ -320,11 +320,11 @@ def test_a_slow_first_pair_shows_its_progress_above_the_boxes(tmp_path: Path) ->
 
 
 def test_progress_rate_counts_tokens_after_the_first(monkeypatch: pytest.MonkeyPatch) -> None:
-    from promptopt.ui.tabs import compare
+    from promptopt.ui import formatting
 
     clock = iter([100.0, 103.0, 103.5, 105.0])
-    monkeypatch.setattr(compare.time, "perf_counter", lambda: next(clock))
-    rate = compare.Rate()  # started at 100
+    monkeypatch.setattr(formatting.time, "perf_counter", lambda: next(clock))
+    rate = formatting.Rate()  # started at 100
     assert rate.text("Starting the model…") == "⏳ Starting the model… 3 s"
     assert rate.text("Writing…", 4) == "⏳ Writing… 4 s"  # first tokens: no rate yet
     assert rate.text("Writing…", 19) == "⏳ Writing… 5 s · 19 tokens so far, 10.0 tokens/s"

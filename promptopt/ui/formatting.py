@@ -11,6 +11,7 @@ import difflib
 import html
 import json
 import re
+import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -166,3 +167,22 @@ def preview_text(content: str, limit: int = 20_000) -> str:
     with contextlib.suppress(ValueError, TypeError):
         content = json.dumps(json.loads(content), indent=2, ensure_ascii=False)
     return content if len(content) <= limit else content[:limit] + "\n… (cut; download the file)"
+
+
+class Rate:
+    """Elapsed time and tokens/s of a wait, from the deltas streamed so far (one delta is about
+    one token); the rate is known once tokens have flowed for a second."""
+
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+        self._first: tuple[float, int] | None = None
+
+    def text(self, what: str, tokens: int = 0) -> str:
+        now = time.perf_counter()
+        line = f"⏳ {what} {now - self.started:.0f} s"
+        if tokens and self._first is None:
+            self._first = (now, tokens)
+        if self._first is not None and now - self._first[0] >= 1.0:
+            rate = (tokens - self._first[1]) / (now - self._first[0])
+            line += f" · {tokens} tokens so far, {rate:.1f} tokens/s"
+        return line

@@ -16,7 +16,7 @@ from typing import Any
 import gradio as gr
 
 from promptopt.ui.context import AppContext, user_message
-from promptopt.ui.formatting import escape_md, plural, shorten
+from promptopt.ui.formatting import Rate, escape_md, plural, shorten
 from promptopt.ui.state import SessionState, bind_user
 from promptopt.workspace import POLL_S, BestReport, Duel, PendingPair, screen_prompts
 
@@ -78,25 +78,6 @@ def reveal_text(duel: Duel, verdict: str) -> str:
         f"B was prompt #{right_prompt.id} ({escape_md(right_prompt.origin)}): "
         f"*{escape_md(shorten(right_prompt.text, 120))}*"
     )
-
-
-class Rate:
-    """Elapsed time and tokens/s of a wait, from the deltas streamed so far (one delta is about
-    one token); the rate is known once tokens have flowed for a second."""
-
-    def __init__(self) -> None:
-        self.started = time.perf_counter()
-        self._first: tuple[float, int] | None = None
-
-    def text(self, what: str, tokens: int = 0) -> str:
-        now = time.perf_counter()
-        line = f"⏳ {what} {now - self.started:.0f} s"
-        if tokens and self._first is None:
-            self._first = (now, tokens)
-        if self._first is not None and now - self._first[0] >= 1.0:
-            rate = (tokens - self._first[1]) / (now - self._first[0])
-            line += f" · {tokens} tokens so far, {rate:.1f} tokens/s"
-        return line
 
 
 @dataclass

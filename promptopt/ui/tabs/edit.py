@@ -13,7 +13,7 @@ from typing import Any
 import gradio as gr
 
 from promptopt.ui.context import AppContext, user_message
-from promptopt.ui.formatting import escape_md, shorten, word_diff
+from promptopt.ui.formatting import Rate, escape_md, shorten, word_diff
 from promptopt.ui.state import SessionState, bind_user
 from promptopt.workspace import Draft, EditResult
 
@@ -158,11 +158,15 @@ class Handlers:
             p.status: "Generating…",
         }
         parts: list[str] = []
+        rate = Rate()
         try:
             response = self.ws.generate(draft)
             for delta in response:
                 parts.append(delta)
-                yield {p.output_box: "".join(parts)}
+                yield {
+                    p.output_box: "".join(parts),
+                    p.status: rate.text("Writing the output…", len(parts)),
+                }
             response.completion()
         except Exception as exc:
             yield {p.status: f"⚠ {user_message(exc)}", p.retry_btn: gr.update(visible=True)}
