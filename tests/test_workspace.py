@@ -187,7 +187,7 @@ def test_a_new_project_waits_for_one_proposal_only(ws: Workspace) -> None:
     project = ws.open_sample("informal-to-formal")
     assert ws.pool_size(project.id) == 1
     made = ws.seed_pool(project.id, "ann", more=2)
-    assert len(made) == 1
+    assert len(made) == 1 and made[0].origin != "base"
     first = ws.start_pair("s1", project.id, "ann")
     assert first.wait(10) and first.duel is not None
     deadline = time.monotonic() + 10
@@ -203,6 +203,24 @@ def test_a_new_project_waits_for_one_proposal_only(ws: Workspace) -> None:
     assert len(ws.leaderboard(project.id, "ann")) == len(shown)
 
 
+def test_a_new_project_gets_its_first_pair_even_from_a_junk_writing_model(store: Any) -> None:
+    """With a model whose every proposal is refused (as SmolLM2-135M's were), the first
+    candidate still comes at once from an operator that needs no model, so the first pair of a
+    new project never waits on the model's proposals nor hangs on a pool of one."""
+    from promptopt.compare.operators import OPERATORS
+    from promptopt.llm import FakeLLM
+
+    junk = FakeLLM(default="News article Template: #news_item {input} {content} </template>")
+    ws = make_workspace(make_parts(store=store, fake_llm=junk, embedder="fake"))
+    project = ws.open_sample("informal-to-formal")
+    made = ws.seed_pool(project.id, "ann", more=0)
+    assert len(made) == 1 and made[0].origin in OPERATORS, made
+    assert "{content}" not in made[0].text and made[0].text.count("{input}") == 1
+    assert junk.history == []  # no model call before the first pair
+    first = ws.start_pair("s1", project.id, "ann")
+    assert first.wait(10) and first.error is None and first.duel is not None
+
+
 def test_work_nobody_waits_for_is_marked_background(store: Any) -> None:
     """The reserved pair and the candidates proposed behind the first pair reach the model as
     background calls; the pair on screen and the first proposal do not."""
@@ -216,8 +234,8 @@ def test_work_nobody_waits_for_is_marked_background(store: Any) -> None:
     while ws.pool_size(project.id) < 3 and time.monotonic() < deadline:
         time.sleep(0.02)
     proposals = list(fake.history)
-    assert proposals and not proposals[0].background  # the first candidate: waited for
-    assert any(r.background for r in proposals[1:])  # the two written behind it
+    # the first candidate needs no model; the ones the model writes behind it are background
+    assert proposals and all(r.background for r in proposals)
     fake.history.clear()
     first = ws.start_pair("s1", project.id, "ann")
     assert first.wait(10) and first.error is None and first.duel is not None

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from promptopt.compare.operators import OPERATORS as MODEL_FREE_OPERATORS
 from promptopt.compare.service import BestReport, CompareService, Duel, LeaderboardRow
 from promptopt.edit.service import Draft, EditResult, EditService, ProfileEntry
 from promptopt.embeddings import Embedder
@@ -314,10 +315,20 @@ class Workspace:
         return None
 
     def seed_pool(self, project_id: int, annotator: str, more: int = 2) -> list[Prompt]:
-        """A new project has only its base prompt: write one candidate now, so the first pair
-        (base vs that one) waits on a single LLM call, and ``more`` in the background; they join
-        the duels from the next vote on."""
-        made = self.compare.propose(self.project(project_id).id, annotator, n=1)
+        """A new project has only its base prompt. The first candidate comes from an operator
+        that needs no model (a directive or a phrase edit of the base, validated like any
+        candidate), so the first pair (base vs it) starts at once, whatever the model; ``more``
+        are written in the background and join the duels from the next vote on. Only when no
+        operator applies does the first pair wait for the model to write one."""
+        project = self.project(project_id)
+        made = self.compare.propose(project.id, annotator, n=1, operators=MODEL_FREE_OPERATORS)
+        if not made:
+            made = self.compare.propose(project.id, annotator, n=1)
+        if not made:
+            raise ValidationError(
+                "No candidate prompt passed the checks, so there is nothing to compare yet. "
+                "Add one yourself in Prompts, or choose a stronger optimizer model in Project."
+            )
         if more > 0:
 
             def work() -> None:

@@ -249,7 +249,7 @@ class Handlers:
         assert st.project_id is not None
         if self.ws.pool_size(st.project_id) >= MIN_POOL:
             return
-        what = "Writing a candidate prompt to compare with yours (first time)…"
+        what = "Preparing a candidate prompt to compare with yours (first time)…"
         yield {self.page.status: what}
         # In a thread, so that the page shows the seconds passing while the model writes.
         failed: list[BaseException] = []
