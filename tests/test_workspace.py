@@ -4,6 +4,7 @@ pair pipeline yields when its session leaves the screen."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -187,7 +188,7 @@ def test_a_new_project_waits_for_one_proposal_only(ws: Workspace) -> None:
     project = ws.open_sample("informal-to-formal")
     assert ws.pool_size(project.id) == 1
     made = ws.seed_pool(project.id, "ann", more=2)
-    assert len(made) == 1 and made[0].origin != "base"
+    assert made and all(m.origin != "base" for m in made)
     first = ws.start_pair("s1", project.id, "ann")
     assert first.wait(10) and first.duel is not None
     deadline = time.monotonic() + 10
@@ -203,7 +204,10 @@ def test_a_new_project_waits_for_one_proposal_only(ws: Workspace) -> None:
     assert len(ws.leaderboard(project.id, "ann")) == len(shown)
 
 
-def test_a_new_project_gets_its_first_pair_even_from_a_junk_writing_model(store: Any) -> None:
+@pytest.mark.parametrize("sample", ["informal-to-formal", "news-summaries"])
+def test_a_new_project_gets_its_first_pair_even_from_a_junk_writing_model(
+    store: Any, sample: str
+) -> None:
     """With a model whose every proposal is refused (as SmolLM2-135M's were), the first
     candidate still comes at once from an operator that needs no model, so the first pair of a
     new project never waits on the model's proposals nor hangs on a pool of one."""
@@ -212,10 +216,10 @@ def test_a_new_project_gets_its_first_pair_even_from_a_junk_writing_model(store:
 
     junk = FakeLLM(default="News article Template: #news_item {input} {content} </template>")
     ws = make_workspace(make_parts(store=store, fake_llm=junk, embedder="fake"))
-    project = ws.open_sample("informal-to-formal")
+    project = ws.open_sample(sample)
     made = ws.seed_pool(project.id, "ann", more=0)
-    assert len(made) == 1 and made[0].origin in OPERATORS, made
-    assert "{content}" not in made[0].text and made[0].text.count("{input}") == 1
+    assert made and all(m.origin in OPERATORS for m in made), made
+    assert all("{content}" not in m.text and m.text.count("{input}") == 1 for m in made)
     assert junk.history == []  # no model call before the first pair
     first = ws.start_pair("s1", project.id, "ann")
     assert first.wait(10) and first.error is None and first.duel is not None
@@ -230,9 +234,9 @@ def test_work_nobody_waits_for_is_marked_background(store: Any) -> None:
     ws = make_workspace(make_parts(store=store, fake_llm=fake, embedder="fake"))
     project = ws.open_sample("informal-to-formal")
     ws.seed_pool(project.id, "ann", more=2)
-    deadline = time.monotonic() + 10
-    while ws.pool_size(project.id) < 3 and time.monotonic() < deadline:
-        time.sleep(0.02)
+    for thread in threading.enumerate():  # the candidates written behind the first pair
+        if thread.name == "promptopt-propose":
+            thread.join(10)
     proposals = list(fake.history)
     # the first candidate needs no model; the ones the model writes behind it are background
     assert proposals and all(r.background for r in proposals)

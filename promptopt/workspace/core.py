@@ -321,7 +321,11 @@ class Workspace:
         are written in the background and join the duels from the next vote on. Only when no
         operator applies does the first pair wait for the model to write one."""
         project = self.project(project_id)
-        made = self.compare.propose(project.id, annotator, n=1, operators=MODEL_FREE_OPERATORS)
+        made: list[Prompt] = []
+        for n in (2, 4):  # an operator's draft may be refused (too short, off-task): ask more
+            made = made or self.compare.propose(
+                project.id, annotator, n=n, operators=MODEL_FREE_OPERATORS
+            )
         if not made:
             made = self.compare.propose(project.id, annotator, n=1)
         if not made:
