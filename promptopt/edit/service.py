@@ -156,25 +156,34 @@ class EditService:
         prompt_text, prompt_id = self._current_prompt(project)
         embedding_id, vector = self.memory.embed(item.text)
         found = self.memory.nearest(project_id, annotator, vector, self.k, self.threshold)
+        extra: dict[str, Any]
         if self.policy == "default":
             sel = self.learner.select(project_id, annotator, found)
-            preference = join_phrases(sel.phrases)
-            return Draft(
-                project_id=project_id,
-                annotator=annotator,
-                input=item,
-                prompt_text=prompt_text,
-                preference=preference,
-                applied=sel.applied,
-                neighbours=[(n.memory_id, n.score) for n in found],
-                messages=build_messages(prompt_text, item.text, preference=preference),
-                prompt_id=prompt_id,
-                embedding_id=embedding_id,
-                vector=vector,
-                selection=sel,
-                note=sel.note,
-            )
+            preference, applied = join_phrases(sel.phrases), sel.applied
+            extra = {"selection": sel, "note": sel.note}
+        else:
+            preference, applied, learned = self._cipher_preference(project, annotator, found)
+            extra = {"learned": learned}
+        return Draft(
+            project_id=project_id,
+            annotator=annotator,
+            input=item,
+            prompt_text=prompt_text,
+            preference=preference,
+            applied=applied,
+            neighbours=[(n.memory_id, n.score) for n in found],
+            messages=build_messages(prompt_text, item.text, preference=preference),
+            prompt_id=prompt_id,
+            embedding_id=embedding_id,
+            vector=vector,
+            **extra,
+        )
 
+    def _cipher_preference(
+        self, project: Project, annotator: str, found: list[Any]
+    ) -> tuple[str, list[Preference], str]:
+        """The reference rule: the neighbours' phrases condensed by the LLM, plus pinned ones.
+        Returns (the phrase to apply, the preferences it came from, the condensed part)."""
         retrieved: list[Preference] = []
         for neighbour in found:
             if neighbour.preference_id is None:
@@ -185,27 +194,12 @@ class EditService:
             if all(p.id != pref.id for p in retrieved):
                 retrieved.append(pref)
         learned = self._condense(project, [p.text for p in retrieved])
-
         pinned = [
             p
-            for p in self.store.preferences.list(project_id, annotator)
+            for p in self.store.preferences.list(project.id, annotator)
             if p.pinned and all(p.id != r.id for r in retrieved)
         ]
-        preference = join_phrases([learned, *(p.text for p in pinned)])
-        return Draft(
-            project_id=project_id,
-            annotator=annotator,
-            input=item,
-            prompt_text=prompt_text,
-            preference=preference,
-            applied=retrieved + pinned,
-            neighbours=[(n.memory_id, n.score) for n in found],
-            messages=build_messages(prompt_text, item.text, preference=preference),
-            prompt_id=prompt_id,
-            learned=learned,
-            embedding_id=embedding_id,
-            vector=vector,
-        )
+        return join_phrases([learned, *(p.text for p in pinned)]), retrieved + pinned, learned
 
     def generate(self, draft: Draft) -> StreamingResponse:
         call = resolve_call(self.store.projects.get(draft.project_id), "generate")
