@@ -15,6 +15,7 @@ from promptopt.llm import (
     EmptyOutputError,
     GenerationParams,
     LLMClient,
+    Priority,
     StreamingResponse,
 )
 from promptopt.llm.base import DEFAULT_MAX_TOKENS
@@ -144,14 +145,19 @@ def generate_many(
     purpose: str = "generate",
     use_cache: bool = True,
     background: bool = False,
+    priority: Priority | None = None,
 ) -> list[StreamingResponse]:
     """``generate`` for several (template, input) jobs at once: one response per job, each
     read on its own. The local model decodes them as one batch (two outputs cost little more
-    than one); other backends run one call per job."""
+    than one); other backends run one call per job. ``priority`` (instead of ``background``)
+    lets the caller promote the calls while they run."""
     call = settings.resolved()
+    context = CallContext(
+        purpose=purpose, project_id=project_id, background=background, priority=priority
+    )
     responses = client.stream_many(
         [build_messages(t, i, preference=preference) for t, i in jobs],
-        context=CallContext(purpose=purpose, project_id=project_id, background=background),
+        context=context,
         use_cache=use_cache,
         **call.kwargs(),
     )
@@ -176,4 +182,4 @@ def require_text(response: StreamingResponse, model: str) -> StreamingResponse:
                 "happening, raise max_tokens, reword the prompt, or pick another model."
             )
 
-    return StreamingResponse(chunks(), response.completion)
+    return StreamingResponse(chunks(), response.completion, stop=response.stop)

@@ -52,6 +52,31 @@ def test_stream_yields_deltas_then_completion(client: LLMClient, fake_llm: FakeL
     assert fake_llm.last_messages == MESSAGES
 
 
+def test_a_stopped_call_keeps_its_text_is_logged_and_never_cached(
+    store: Store, project_id: int
+) -> None:
+    """Cutting an output short keeps what was written; the call log shows it was cut, and the
+    cache never serves the unfinished text as the full answer."""
+    slow = FakeLLM(default="one two three four five six seven eight", word_delay_s=0.01)
+    client = create_client(store, fake=slow, backoff_s=0.0)
+    ctx = CallContext(purpose="compare", project_id=project_id)
+    response = client.stream(MESSAGES, model="fake", context=ctx, use_cache=True)
+    seen = []
+    for delta in response:
+        seen.append(delta)
+        if len(seen) == 3:
+            break
+    completion = response.stop("Cut short by the user.")
+    assert completion.text == "one two three"
+    assert response.completion() is completion
+    row = store.calls.list(project_id)[0]
+    assert row.output == "one two three"
+    assert row.error == "Cut short by the user."
+    again = client.stream(MESSAGES, model="fake", context=ctx, use_cache=True)
+    assert again.completion().text == "one two three four five six seven eight"
+    assert not again.completion().cached
+
+
 def test_complete_accepts_a_plain_string(client: LLMClient, fake_llm: FakeLLM) -> None:
     fake_llm.enqueue(["red"])
     assert client.complete("Name a colour.", model="fake").text == "red"

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
+from promptopt.llm.base import Priority
 from promptopt.llm.local_decode import ModelLock, StopScanner
 
 
@@ -68,3 +70,44 @@ def test_a_lock_wait_can_time_out() -> None:
     assert not lock.acquire(timeout=0.05)
     lock.release()
     assert lock.acquire(timeout=0.05)
+
+
+def test_a_waiting_background_job_promoted_goes_first() -> None:
+    """A pair made ahead that a vote promotes while it waits for the model goes before other
+    background work that was waiting longer, and makes running background work step aside."""
+    lock = ModelLock()
+    lock.acquire()
+    order: list[str] = []
+    priority = Priority(background=True)
+
+    def take(name: str, background: Any) -> None:
+        lock.acquire(background=background)
+        order.append(name)
+        time.sleep(0.01)
+        lock.release()
+
+    other = threading.Thread(target=take, args=("proposal", True))
+    other.start()
+    time.sleep(0.05)
+    pair = threading.Thread(target=take, args=("pair", lambda: priority.background))
+    pair.start()
+    time.sleep(0.1)
+    assert not lock.foreground_waiting()  # still background: nobody waits for it yet
+    priority.promote()
+    deadline = time.monotonic() + 2
+    while not lock.foreground_waiting() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert lock.foreground_waiting()  # a running background batch now steps aside for it
+    lock.release()
+    other.join(2)
+    pair.join(2)
+    assert order == ["pair", "proposal"]
+
+
+def test_a_background_waiter_still_waits_for_foreground_work() -> None:
+    lock = ModelLock()
+    lock.acquire()
+    priority = Priority(background=True)
+    assert not lock.acquire(background=lambda: priority.background, timeout=0.12)
+    lock.release()
+    assert lock.acquire(background=lambda: priority.background, timeout=0.12)

@@ -11,6 +11,7 @@ from promptopt.llm.base import (
     LLMError,
     LLMTimeoutError,
     MissingKeyError,
+    Priority,
     TransientLLMError,
     UnknownModelError,
 )
@@ -57,6 +58,7 @@ __all__ = [
     "LLMError",
     "LLMTimeoutError",
     "MissingKeyError",
+    "Priority",
     "StreamingResponse",
     "TransientLLMError",
     "UnknownModelError",

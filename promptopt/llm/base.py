@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -65,6 +66,24 @@ class GenerationParams(BaseModel):
     stop: list[str] | None = None
 
 
+class Priority:
+    """Whether a call is background work, which its owner may change while it runs: a pair made
+    ahead becomes the one the user waits for when a vote promotes it before it finished."""
+
+    def __init__(self, background: bool = True) -> None:
+        self._foreground = threading.Event()
+        if not background:
+            self._foreground.set()
+
+    @property
+    def background(self) -> bool:
+        return not self._foreground.is_set()
+
+    def promote(self) -> None:
+        """From now on the call goes before background work (a backend checks between tokens)."""
+        self._foreground.set()
+
+
 @dataclass
 class LLMRequest:
     model: str
@@ -74,6 +93,11 @@ class LLMRequest:
     # Work nobody waits for on screen (prefetch, proposals): a backend with one shared model
     # serves it after calls the user waits for. Not part of the request's identity.
     background: bool = False
+    # When set, it decides instead of ``background`` and may be promoted while the call runs.
+    priority: Priority | None = None
+
+    def is_background(self) -> bool:
+        return self.priority.background if self.priority is not None else self.background
 
     def cache_key(self) -> str:
         payload = {

@@ -29,6 +29,7 @@ from promptopt.llm.base import (
     LLMError,
     LLMRequest,
     LLMTimeoutError,
+    Priority,
     TransientLLMError,
     Usage,
     normalise_messages,
@@ -58,14 +59,22 @@ class CallContext:
     project_id: int | None = None
     # Nobody waits for it on screen: the local model serves it after calls somebody waits for.
     background: bool = False
+    # A priority its owner may promote while the call runs (overrides ``background``).
+    priority: Priority | None = None
 
 
 class StreamingResponse:
     """A lazy response: iterate for text deltas; ``completion()`` runs it to the end."""
 
-    def __init__(self, chunks: Iterator[str], finish: Callable[[], Completion]) -> None:
+    def __init__(
+        self,
+        chunks: Iterator[str],
+        finish: Callable[..., Completion],
+        stop: Callable[[str], Completion] | None = None,
+    ) -> None:
         self._chunks = chunks
-        self._finish = finish
+        self._finish = finish  # called with ``error=`` when the call is stopped early
+        self._stop = stop  # a wrapper's stop: the response it wraps
         self._parts: list[str] = []
         self._done = False
         self._completion: Completion | None = None
@@ -88,6 +97,21 @@ class StreamingResponse:
         if self._completion is None:
             self.text()
             self._completion = self._finish()
+        return self._completion
+
+    def stop(self, reason: str) -> Completion:
+        """End the call now and keep what was written: the backend stops working on it and the
+        call is logged with the text so far and ``reason`` (so it is never served from the
+        cache). Call it from the thread that reads the response, between two deltas."""
+        if self._completion is None:
+            if self._stop is not None:
+                self._completion = self._stop(reason)
+            else:
+                close = getattr(self._chunks, "close", None)
+                if callable(close):
+                    close()  # its source's cleanup cancels the backend's work
+                self._completion = self._finish(error=reason)
+            self._done = True
         return self._completion
 
 
@@ -179,6 +203,7 @@ class LLMClient:
                 params=checked,
                 api_base=api_base,
                 background=ctx.background,
+                priority=ctx.priority,
             )
             for m in messages_list
         ]
@@ -238,7 +263,7 @@ class LLMClient:
                     raise type(exc)(message) from None
                 raise
 
-        def finish() -> Completion:
+        def finish(error: str | None = None) -> Completion:
             text = "".join(state["parts"])
             completion = Completion(
                 text=text,
@@ -246,8 +271,9 @@ class LLMClient:
                 usage=state["usage"],
                 latency_ms=(time.perf_counter() - state["start"]) * 1000,
             )
-            completion.call_id = self._log(request, ctx, key, text, state)
-            if use_cache and text.strip():  # an empty answer is a failure to retry, not to reuse
+            completion.call_id = self._log(request, ctx, key, text, state, error=error)
+            # An empty answer is a failure to retry, a stopped one is unfinished: neither reused.
+            if use_cache and text.strip() and error is None:
                 with self._lock:
                     self._memory_cache[key] = completion
             return completion
@@ -312,7 +338,7 @@ class LLMClient:
     def _cached_response(
         self, request: LLMRequest, ctx: CallContext, key: str, hit: Completion
     ) -> StreamingResponse:
-        def finish() -> Completion:
+        def finish(error: str | None = None) -> Completion:
             state = {"usage": hit.usage, "start": time.perf_counter()}
             completion = Completion(
                 text=hit.text, model=hit.model, usage=hit.usage, latency_ms=0.0, cached=True

@@ -5,6 +5,7 @@
 exception instance in the queue is raised instead of answering, which is how tests make a call
 fail, retry or time out. ``FakeLLM(batch=True)`` also decodes several requests as one batch
 (as the local model does), interleaving their words; ``batches`` records each batch's size.
+``word_delay_s`` makes it stream slowly (a pause before each word), as a model on a CPU does.
 """
 
 from __future__ import annotations
@@ -28,8 +29,10 @@ class FakeLLM:
         delay_s: float = 0.0,
         chunk_words: int = 1,
         batch: bool = False,
+        word_delay_s: float = 0.0,
     ) -> None:
         self.queue: list[Reply] = list(replies)
+        self.word_delay_s = word_delay_s
         self.default = default
         self.delay_s = delay_s
         self.chunk_words = chunk_words
@@ -60,6 +63,8 @@ class FakeLLM:
             time.sleep(self.delay_s)
         words = text.split(" ")
         for i in range(0, len(words), self.chunk_words):
+            if self.word_delay_s:
+                time.sleep(self.word_delay_s)
             piece = " ".join(words[i : i + self.chunk_words])
             yield Chunk(text=piece if i == 0 else " " + piece)
         prompt_tokens = sum(len(m["content"].split()) for m in request.messages)
@@ -88,6 +93,8 @@ class FakeLLM:
         if self.delay_s:
             time.sleep(self.delay_s)
         for step in range(max((len(p) for p in pieces), default=0)):
+            if self.word_delay_s:
+                time.sleep(self.word_delay_s)
             for index, chunks in enumerate(pieces):
                 if step < len(chunks):
                     yield index, chunks[step]

@@ -424,7 +424,11 @@ class LocalBackend:
 
                 # Process-wide in torch; set per call because another backend may differ.
                 torch.set_num_threads(self._threads)
-            background = all(r.background for r in requests)
+
+            # Asked again between tokens: a caller may promote its requests while they run.
+            def background() -> bool:
+                return all(r.is_background() for r in requests)
+
             yield from decode_batch(loaded, requests, flags, background=background)
         except LLMError:
             raise

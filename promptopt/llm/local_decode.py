@@ -19,11 +19,14 @@ from __future__ import annotations
 
 import inspect
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from promptopt.llm.base import Chunk, LLMRequest, Usage
+
+PROMOTE_POLL_S = 0.05  # how often a waiting background job asks whether it was promoted
 
 
 class ModelLock:
@@ -37,23 +40,36 @@ class ModelLock:
         self._held = False
         self._foreground_waiting = 0
 
-    def acquire(self, *, background: bool = False, timeout: float | None = None) -> bool:
+    def acquire(
+        self, *, background: bool | Callable[[], bool] = False, timeout: float | None = None
+    ) -> bool:
+        """``background`` may be a function: a waiter asks it again now and then, so a job
+        promoted while it waits (a pair made ahead that the user now waits for) counts as
+        foreground from then on."""
+        is_background = background if callable(background) else (lambda: background)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        counted = False  # whether this waiter is in ``_foreground_waiting``
         with self._cond:
-            if not background:
-                self._foreground_waiting += 1
             try:
-                free = self._cond.wait_for(
-                    lambda: not self._held and not (background and self._foreground_waiting),
-                    timeout,
-                )
+                while True:
+                    behind = is_background()
+                    if not behind and not counted:
+                        self._foreground_waiting += 1
+                        counted = True
+                    if not self._held and not (behind and self._foreground_waiting):
+                        self._held = True
+                        return True
+                    left = None if deadline is None else deadline - time.monotonic()
+                    if left is not None and left <= 0:
+                        return False
+                    if behind and callable(background):
+                        left = PROMOTE_POLL_S if left is None else min(left, PROMOTE_POLL_S)
+                    self._cond.wait(left)
             finally:
-                if not background:
+                if counted:
                     self._foreground_waiting -= 1
                     # A background waiter may have been held back only by this one.
                     self._cond.notify_all()
-            if free:
-                self._held = True
-            return free
 
     def release(self) -> None:
         with self._cond:
@@ -121,11 +137,11 @@ def decode_batch(
     requests: list[LLMRequest],
     cancels: list[threading.Event],
     *,
-    background: bool = False,
+    background: bool | Callable[[], bool] = False,
 ) -> Iterator[tuple[int, Chunk]]:
     """Yield ``(request index, chunk)``: ``started`` for all, then text deltas, then one usage
     chunk per request as it ends. ``loaded`` is a ``LoadedModel`` (model, tokenizer, device,
-    lock)."""
+    lock). ``background`` may be a function, asked again between tokens."""
     lock: ModelLock = loaded.lock
     lock.acquire(background=background)
     try:
@@ -137,7 +153,11 @@ def decode_batch(
 
 
 def _decode_locked(
-    loaded: Any, requests: list[LLMRequest], cancels: list[threading.Event], *, background: bool
+    loaded: Any,
+    requests: list[LLMRequest],
+    cancels: list[threading.Event],
+    *,
+    background: bool | Callable[[], bool],
 ) -> Iterator[tuple[int, Chunk]]:
     import torch
 
@@ -195,16 +215,19 @@ def _decode_locked(
             ids = torch.tensor([[row.tokens[-1]] for row in active], device=device)
             mask = torch.cat([mask, mask.new_ones((len(active), 1))], dim=1)
             positions = positions[:, -1:] + 1
-            if background and loaded.lock.foreground_waiting():
-                yield from _step_aside(loaded.lock, active)
+            behind = background() if callable(background) else background
+            if behind and loaded.lock.foreground_waiting():
+                yield from _step_aside(loaded.lock, active, background)
 
 
-def _step_aside(lock: ModelLock, active: list[Row]) -> Iterator[tuple[int, Chunk]]:
+def _step_aside(
+    lock: ModelLock, active: list[Row], background: bool | Callable[[], bool]
+) -> Iterator[tuple[int, Chunk]]:
     """Let a job the user waits for run first; this batch keeps its state and goes on after."""
     for row in active:
         yield row.index, Chunk(paused=True)
     lock.release()
-    lock.acquire(background=True)
+    lock.acquire(background=background)
     for row in active:
         yield row.index, Chunk(started=True)
 
