@@ -327,3 +327,24 @@ def test_progress_rate_counts_tokens_after_the_first(monkeypatch: pytest.MonkeyP
     assert rate.text("Starting the model…") == "⏳ Starting the model… 3 s"
     assert rate.text("Writing…", 4) == "⏳ Writing… 4 s"  # first tokens: no rate yet
     assert rate.text("Writing…", 19) == "⏳ Writing… 5 s · 19 tokens so far, 10.0 tokens/s"
+
+
+def test_your_change_shows_a_hint_then_the_word_diff_as_text() -> None:
+    from promptopt.edit.learning import LearnReport
+    from promptopt.storage.models import Preference
+    from promptopt.ui.tabs.edit import DIFF_HINT, live_diff, observed_text
+    from promptopt.workspace import EditResult
+
+    assert live_diff(None, "typed before any output") == DIFF_HINT
+    assert live_diff("a b", " a  b\n") == DIFF_HINT  # spacing only: no change of words
+    diff = live_diff("keep this word", "keep <b>that</b> word")
+    assert ("this ", "-") in diff and ("<b>that</b> ", "+") in diff  # raw text, never markup
+    pref = Preference(
+        id=1, project_id=1, annotator="a", text="<i>bullet</i> points",
+        evidence={"text": "holds in 2 of 2 of your edits on similar inputs"},
+    )  # fmt: skip
+    edit: Any = object()
+    shown = observed_text(EditResult(edit, 1, 1, None, "pending", learned=LearnReport([pref])))
+    assert shown.startswith("**Observed in your edits:**")
+    assert "<i>" not in shown and "holds in 2 of 2" in shown
+    assert observed_text(EditResult(edit, 1, 1, None, "pending")) == ""

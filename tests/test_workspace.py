@@ -128,6 +128,37 @@ def test_edit_submit_returns_at_once_and_learns_in_the_background(store: Any) ->
         ws.wait_learned(result.edit.id, "bob", 1)
 
 
+def bullets(output: str) -> str:
+    """Three short bullets from an output, as the browser walk's user writes them."""
+    words = output.split()
+    return "\n".join(f"- {' '.join(words[k : k + 4])}." for k in (0, 4, 8))
+
+
+def test_observed_preferences_show_as_soon_as_the_edit_is_stored(store: Any) -> None:
+    """Observation needs no LLM: after the second bullet edit the profile holds "bullet points"
+    with its evidence while that edit's inference is still running."""
+    fake = FakeLLM(default=SlowInference(1.5))
+    ws = make_workspace(make_parts(store=store, fake_llm=fake, embedder="fake"))
+    project = ws.open_sample("news-summaries")
+    results = []
+    for _ in range(2):
+        input_id = ws.next_input_id(project.id, "ann")
+        assert input_id is not None
+        draft = ws.prepare(project.id, "ann", input_id)
+        output = ws.generate(draft).text()
+        results.append(ws.submit_edit(draft, output, bullets(output), "ann"))
+    assert ws.wait_learned(results[1].edit.id, "ann", 0.01) is None  # still inferring
+    second = results[1].learned
+    assert second is not None and "bullet points" in [p.text for p in second.observed]
+    assert results[0].learned is not None and not results[0].learned.observed  # one edit: none
+    profile = {e.preference.text: e.preference for e in ws.profile(project.id, "ann")}
+    assert profile["bullet points"].kind == "observable"
+    assert "holds in 2 of 2" in profile["bullet points"].evidence["text"]
+    assert ws.wait_learned(results[1].edit.id, "ann", 20) is not None
+    observed = [p for p in ws.store.preferences.list(project.id, "ann") if p.kind == "observable"]
+    assert len({p.text for p in observed}) == len(observed)  # learning did not add them twice
+
+
 def test_edit_submit_statements(ws: Workspace) -> None:
     project = ws.open_sample("informal-to-formal")
     input_id = ws.next_input_id(project.id, "ann")

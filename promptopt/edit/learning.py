@@ -11,6 +11,7 @@ output fixes the user switched on; and, when nothing applies, a sentence saying 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -96,6 +97,9 @@ class PreferenceLearner:
         self.k = k
         self.threshold = threshold
         self.config = config or VerifyConfig()
+        # Observation runs right after an edit is stored (the request thread) and again inside
+        # ``learn`` (the background worker); one at a time, so a fact is never added twice.
+        self._observing = threading.Lock()
 
     # -- neighbours ----------------------------------------------------------------------------
     def neighbour_edits(self, found: list[Neighbour]) -> list[Edit]:
@@ -111,49 +115,62 @@ class PreferenceLearner:
 
     def _observables(self, project_id: int, annotator: str, edits: list[Edit]) -> list[Preference]:
         """Upsert the observable preferences that hold across ``edits``, with their evidence."""
-        out: list[Preference] = []
-        for obs in self.observe(edits):
-            evidence = {
-                "holds": obs.holds,
-                "introduced": obs.introduced,
-                "total": obs.total,
-                "text": obs.evidence,
-                "edits": [e.id for e in edits],
-            }
-            found = self.store.preferences.find_text(project_id, annotator, obs.fact.phrase)
-            if found is None:
-                pref = self.store.preferences.add(
-                    project_id=project_id,
-                    annotator=annotator,
-                    text=obs.fact.phrase,
-                    source="observed",
-                    kind="observable",
-                    spec=obs.fact.spec(),
-                    evidence=evidence,
-                )
-            else:
-                keep = {k: v for k, v in found.evidence.items() if k == "verification"}
-                # An inferred phrase with the same words gains a checker: it is now observable.
-                pref = self.store.preferences.update(
-                    found.id,
-                    evidence={**evidence, **keep},
-                    kind="observable",
-                    spec=obs.fact.spec(),
-                )
-            out.append(pref)
-        return out
+        with self._observing:
+            return [self._upsert(project_id, annotator, obs, edits) for obs in self.observe(edits)]
+
+    def _upsert(
+        self, project_id: int, annotator: str, obs: Observation, edits: list[Edit]
+    ) -> Preference:
+        evidence = {
+            "holds": obs.holds,
+            "introduced": obs.introduced,
+            "total": obs.total,
+            "text": obs.evidence,
+            "edits": [e.id for e in edits],
+        }
+        found = self.store.preferences.find_text(project_id, annotator, obs.fact.phrase)
+        if found is None:
+            pref = self.store.preferences.add(
+                project_id=project_id,
+                annotator=annotator,
+                text=obs.fact.phrase,
+                source="observed",
+                kind="observable",
+                spec=obs.fact.spec(),
+                evidence=evidence,
+            )
+        else:
+            keep = {k: v for k, v in found.evidence.items() if k == "verification"}
+            # An inferred phrase with the same words gains a checker: it is now observable.
+            pref = self.store.preferences.update(
+                found.id,
+                evidence={**evidence, **keep},
+                kind="observable",
+                spec=obs.fact.spec(),
+            )
+        return pref
 
     # -- learning ------------------------------------------------------------------------------
-    def learn(self, edit: Edit, vector: np.ndarray, inferred_id: int | None) -> LearnReport:
-        """Observe and verify around one stored edit; safe to call again (idempotent work is
-        cached, and a phrase already verified or refused is not replayed)."""
-        report = LearnReport()
+    def _around(self, edit: Edit, vector: np.ndarray) -> tuple[list[Neighbour], list[Edit]]:
         found = self.memory.nearest(
             edit.project_id, edit.annotator, vector, self.k + 1, self.threshold
         )
         edits = self.neighbour_edits(found)
         if all(e.id != edit.id for e in edits):
             edits.insert(0, edit)
+        return found, edits
+
+    def observe_around(self, edit: Edit, vector: np.ndarray) -> list[Preference]:
+        """The observable preferences that hold around one stored edit, upserted: no LLM and
+        milliseconds, so the caller runs it as soon as the edit is stored and the profile shows
+        them before the slow inference and verification of ``learn`` have finished."""
+        return self._observables(edit.project_id, edit.annotator, self._around(edit, vector)[1])
+
+    def learn(self, edit: Edit, vector: np.ndarray, inferred_id: int | None) -> LearnReport:
+        """Observe and verify around one stored edit; safe to call again (idempotent work is
+        cached, and a phrase already verified or refused is not replayed)."""
+        report = LearnReport()
+        found, edits = self._around(edit, vector)
         report.observed = self._observables(edit.project_id, edit.annotator, edits)
 
         waiting: list[Preference] = [p for p in report.observed if self._waits(p)]

@@ -41,7 +41,7 @@ from promptopt.projects import (
 from promptopt.storage import NotFoundError, Store, ValidationError
 from promptopt.storage.models import Input, LLMCall, Preference, Project, Prompt, Rejection
 from promptopt.workspace.errors import NoProject, describe_error
-from promptopt.workspace.learning import BackgroundLearner
+from promptopt.workspace.learning import BackgroundLearner, with_observed
 from promptopt.workspace.pairs import PairPipeline, PendingPair
 from promptopt.workspace.sides import engine_verdict
 
@@ -428,6 +428,7 @@ class Workspace:
             return self.edit.accept(draft, output, annotator)
         result = self.edit.submit(draft, output, edited, annotator)
         if result.status == "pending":
+            result = with_observed(self.edit, result)  # before the slow half is scheduled
             self.learner.schedule(result.edit.id)
         return result
 

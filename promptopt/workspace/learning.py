@@ -1,6 +1,7 @@
-"""Learning from edits in the background: ``EditService.learn`` (an LLM call, and whatever
-verification follows it) runs on one daemon worker, so submitting an edit returns as soon as it
-is stored. The page shows "pending" and asks ``wait`` for the result."""
+"""Learning from edits: what an edit measurably changed is observed at once (no LLM,
+milliseconds, ``observe_stored``), so the profile shows it as soon as the edit is stored; the
+slow half, ``EditService.learn`` (an LLM inference, then verification by replays), runs on one
+daemon worker. The page shows "pending" and asks ``wait`` for the result."""
 
 from __future__ import annotations
 
@@ -8,10 +9,43 @@ import logging
 import queue
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 
-from promptopt.edit.service import EditResult
+from promptopt.edit.learning import LearnReport
+from promptopt.edit.service import EditResult, EditService
+from promptopt.storage.models import Preference
 
 log = logging.getLogger("promptopt.workspace")
+
+
+def observe_stored(service: EditService, edit_id: int) -> list[Preference]:
+    """The observable preferences that hold around a stored edit and its similar past edits,
+    upserted with their evidence; [] for the reference policy (it only infers) or when the
+    analysis fails (the edit is stored; ``learn`` observes again in the background)."""
+    if service.policy != "default":
+        return []
+    try:
+        edit = service.store.edits.get(edit_id)
+        item = next(
+            (
+                m
+                for m in service.store.memory.list(edit.project_id, edit.annotator)
+                if m.edit_id == edit.id
+            ),
+            None,
+        )
+        if item is None:
+            return []
+        vector = service.store.embeddings.get(item.embedding_id)
+        return service.learner.observe_around(edit, vector)
+    except Exception:
+        log.exception("observing edit %s failed; learning will observe it again", edit_id)
+        return []
+
+
+def with_observed(service: EditService, result: EditResult) -> EditResult:
+    """A just-stored edit's result with what is observed around it (``learned.observed``)."""
+    return replace(result, learned=LearnReport(observed=observe_stored(service, result.edit.id)))
 
 
 class BackgroundLearner:

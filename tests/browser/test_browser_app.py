@@ -7,7 +7,6 @@ Each test opens a page and a project of its own: any order, or one alone, gives 
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -135,33 +134,33 @@ def test_two_edits_update_the_profile(
 def test_edits_into_bullets_show_an_observable_preference_with_evidence(
     page: Any, browser_app: RunningApp, open_project: Callable[[str], int]
 ) -> None:
-    """Two outputs turned into three short bullets: the profile shows the measured preference
-    ("bullet points") with its evidence and its verification status, beside the inferred one."""
-    project_id = open_project("News: observed")
+    """Two outputs turned into three short bullets: "Your change" shows the diff as it is typed;
+    as soon as the second edit is saved (no waiting for the model) the Edit screen and the
+    profile show the measured preference ("bullet points") with its evidence, beside the
+    inferred one."""
+    open_project("News: observed")
     open_tab(page, "Edit")
-    for _ in (1, 2):
+    diff = page.locator("#edit-diff")
+    for round_ in (1, 2):
         unfocus(page)
         page.keyboard.press("n")
         expect()(page.locator("#edit-status")).to_contain_text("Edit the output", timeout=20_000)
+        expect()(diff).to_contain_text("Your change shows here")
         words = value(page, "#edit-output textarea").split()
         bullets = "\n".join(f"- {' '.join(words[k : k + 3])}." for k in (0, 3, 6))
         box = page.locator("#edit-output textarea")
         page.wait_for_timeout(500)  # let the last streamed update land before typing over it
-        box.fill(bullets)
+        box.fill(bullets[:-1])
+        box.press_sequentially(bullets[-1])  # typed, as a user does: the page sends the keystroke
         expect()(box).to_have_value(bullets)
+        expect()(diff).not_to_contain_text("Your change shows here")  # the live word diff
+        expect()(diff).to_contain_text(words[-1])  # a removed word, shown as text
         box.press("Control+Enter")
         expect()(page.locator("#edit-status")).to_contain_text("Saved", timeout=20_000)
-        expect()(page.locator("#edit-inferred")).not_to_contain_text("pending", timeout=20_000)
-    # Observing and verifying follow the inference in the same background job: give it time.
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        prefs = browser_app.store.preferences.list(project_id, "you")
-        if any(p.kind == "observable" and p.text == "bullet points" for p in prefs):
-            break
-        time.sleep(0.2)
-    else:
-        edits = browser_app.store.edits.list(project_id, "you")
-        pytest.fail(f"no observable preference: {[(e.output, e.edited) for e in edits]}")
+        if round_ == 2:
+            observed = page.locator("#edit-inferred")
+            expect()(observed).to_contain_text("Observed in your edits:")
+            expect()(observed).to_contain_text("bullet points (holds in 2 of 2")
     open_tab(page, "Profile")
     table = page.locator("#profile-table")
     expect()(table).to_contain_text("bullet points")

@@ -1,8 +1,9 @@
 """Edit tab: the output for an input in an editable box, the preferences applied to it above;
 submit the edit or accept as is; then the diff, the edit distance and the inferred preference.
 
-Submitting stores the edit and returns at once; the preference is inferred in the background
-and shows as "pending" until it is known."""
+Submitting stores the edit and returns at once with what the edit measurably changed across
+your similar edits (observed, no LLM); the preference is inferred in the background and shows as
+"pending" until it is known. "Your change" shows the word diff as you type."""
 
 from __future__ import annotations
 
@@ -22,6 +23,11 @@ Updates = Iterator[dict[Any, Any]]
 LEARN_WATCH_S = 120.0
 LEARN_POLL_S = 0.25
 PENDING = "**Inferred preference:** pending (inferring in the background…)"
+# "Your change" before there is one: what the panel will show (plain text, no category).
+DIFF_HINT: list[tuple[str, str | None]] = [
+    ("Your change shows here word by word as you edit the output: removed words in red (-), "
+     "added in green (+).", None)
+]  # fmt: skip
 
 
 def applied_text(draft: Draft) -> str:
@@ -42,6 +48,24 @@ def applied_text(draft: Draft) -> str:
     if fixed:
         lines += ["**Output fixes:**", *fixed]
     return "\n".join(lines)
+
+
+def observed_text(result: EditResult | None) -> str:
+    """What this edit and your similar earlier ones measurably share (no LLM), with evidence."""
+    observed = result.learned.observed if result is not None and result.learned else []
+    if not observed:
+        return ""
+    listed = "; ".join(
+        f"{escape_md(p.text)} ({escape_md(str(p.evidence.get('text') or ''))})" for p in observed
+    )
+    return f"**Observed in your edits:** {listed}"
+
+
+def live_diff(original: str | None, edited: str | None) -> list[tuple[str, str | None]]:
+    """The word diff of the draft on screen against its output, or the hint when unchanged."""
+    if not original or edited is None or edited.split() == original.split():
+        return DIFF_HINT
+    return word_diff(original, edited)
 
 
 def preference_text(result: EditResult | None) -> str:
@@ -104,6 +128,7 @@ def layout() -> EditPage:
         retry_btn = gr.Button("Retry", visible=False, elem_id="edit-retry")
     status = gr.Markdown(START_HINT, elem_id="edit-status")
     diff = gr.HighlightedText(
+        value=list[tuple[str, str | float | None]](DIFF_HINT),
         label="Your change",
         color_map={"+": "green", "-": "red"},
         combine_adjacent=True,
@@ -156,6 +181,7 @@ class Handlers:
             p.input_box: draft.input.text,
             p.output_box: "",
             p.status: "Generating…",
+            p.diff: DIFF_HINT,
         }
         parts: list[str] = []
         rate = Rate()
@@ -212,15 +238,22 @@ class Handlers:
             p.distance: f"**Edit distance:** {result.word_distance} words · "
             f"{result.char_distance} characters",
         }
-        yield {self.state: st, **saved, p.inferred: preference_text(result)}
+        observed = observed_text(result)
+        shown = "\n\n".join(filter(None, [observed, preference_text(result)]))
+        yield {self.state: st, **saved, p.inferred: shown}
         if result.status != "pending":
             return
-        waited = 0.0
+        rounds, waited = st.edit_rounds, 0.0
         while waited < LEARN_WATCH_S:
             learned = self.ws.wait_learned(result.edit.id, st.annotator, LEARN_POLL_S)
             if learned is not None:
-                # Not the state: the user may have moved on to the next draft meanwhile.
-                yield {**saved, p.inferred: preference_text(learned)}
+                inferred = preference_text(learned)
+                if st.draft is not None or st.edit_rounds != rounds:
+                    # The user moved on to the next draft: leave its screen (and its live diff)
+                    # alone and only say what the previous edit taught.
+                    yield {p.inferred: inferred.replace("preference:", "preference (last edit):")}
+                    return
+                yield {**saved, p.inferred: "\n\n".join(filter(None, [observed, inferred]))}
                 return
             waited += LEARN_POLL_S
 
@@ -240,6 +273,11 @@ class Handlers:
             return {self.page.status: f"⚠ {user_message(exc)}"}
         return {self.page.status: f"Inferred {done} pending preference(s)."}
 
+    def typed(self, st: SessionState, edited: str | None) -> dict[Any, Any]:
+        if st.draft is None:  # no output of this round yet (or already submitted)
+            return {self.page.diff: DIFF_HINT}
+        return {self.page.diff: live_diff(st.draft_output, edited)}
+
     def refresh(self, st: SessionState) -> dict[Any, Any]:
         current = st.draft.input.id if st.draft is not None else None
         return {self.page.pick: gr.update(choices=self.choices(st.project_id), value=current)}
@@ -250,7 +288,7 @@ def build(ctx: AppContext, state: gr.State) -> dict[str, Any]:
     h = Handlers(ctx, state, page)
     draft_outputs = [
         state, page.pick, page.applied, page.input_box, page.output_box, page.status,
-        page.retry_btn,
+        page.retry_btn, page.diff,
     ]  # fmt: skip
     page.next_btn.click(h.next, [state], draft_outputs, api_name="edit_next")
     page.gen_btn.click(h.generate, [state, page.pick], draft_outputs, api_name="edit_generate")
@@ -261,4 +299,14 @@ def build(ctx: AppContext, state: gr.State) -> dict[str, Any]:
     )
     page.accept_btn.click(h.accept, [state], result_outputs, api_name="edit_accept")
     page.pending_btn.click(h.retry_pending, [state], [page.status], api_name="edit_retry_pending")
+    # Typing shows the diff at once; only the last keystroke's request runs, and it runs beside
+    # the queue (a pure text diff) so a busy model never delays it.
+    page.output_box.input(
+        h.typed,
+        [state, page.output_box],
+        [page.diff],
+        trigger_mode="always_last",
+        show_progress="hidden",
+        queue=False,
+    )
     return {"refresh": h.refresh, "refresh_outputs": [page.pick]}
