@@ -205,16 +205,25 @@ def run_method(
             messages, phrase = _icl_messages(cfg.template, text, chosen), ""
         else:
             messages, phrase = build_messages(cfg.template, text), ""
-        completion = client.stream(
-            messages,
-            context=CallContext(purpose="generate", project_id=project.id),
-            use_cache=True,
-            **call.kwargs(),
-        ).completion()
-        tokens += completion.total_tokens
-        output = completion.text.strip()
-        if draft is not None:
-            output = draft.finish(output)  # the fixes switched on (default+fix only)
+        if service is not None and draft is not None and service.policy == "default":
+            # What the app does: the drafts (one, or two when observed preferences wait for
+            # verification) in one batch, the better-fitting one shown, then the switched-on
+            # fixes (default+fix only).
+            completions = [r.completion() for r in service.generate_drafts(draft)]
+            tokens += sum(c.total_tokens for c in completions)
+            output = service.choose(draft, [c.text.strip() for c in completions])
+            phrase = draft.preference
+        else:
+            completion = client.stream(
+                messages,
+                context=CallContext(purpose="generate", project_id=project.id),
+                use_cache=True,
+                **call.kwargs(),
+            ).completion()
+            tokens += completion.total_tokens
+            output = completion.text.strip()
+            if draft is not None:
+                output = draft.finish(output)
         edited = user.edit(doc.kind, text, output)
         if service is not None and draft is not None:
             if method == "default+fix":

@@ -110,8 +110,28 @@ class PreferenceLearner:
                 out.append(self.store.edits.get(item.edit_id))
         return out
 
-    def observe(self, edits: list[Edit]) -> list[Observation]:
-        return aggregate([(e.output, e.edited) for e in edits])
+    def observe(self, edits: list[Edit], *, min_introduced: int = 2) -> list[Observation]:
+        return aggregate(
+            [(e.output, e.edited) for e in edits],
+            min_introduced=min_introduced,
+            endorsed=self._endorsed(edits),
+        )
+
+    def _endorsed(self, edits: list[Edit]) -> list[list[Fact]]:
+        """Per edit: the observable preferences its output was written with, when the user
+        accepted that output unchanged (the fact then holds because the model met it, and the
+        user's acceptance is what says they want it)."""
+        out: list[list[Fact]] = []
+        for e in edits:
+            facts: list[Fact] = []
+            if e.status == "accepted" and e.applied_preference:
+                for phrase in e.applied_preference.split("; "):
+                    pref = self.store.preferences.find_text(e.project_id, e.annotator, phrase)
+                    fact = fact_of(pref) if pref is not None else None
+                    if fact is not None:
+                        facts.append(fact)
+            out.append(facts)
+        return out
 
     def _observables(self, project_id: int, annotator: str, edits: list[Edit]) -> list[Preference]:
         """Upsert the observable preferences that hold across ``edits``, with their evidence."""
@@ -249,6 +269,11 @@ class PreferenceLearner:
         return generate
 
     # -- applying ------------------------------------------------------------------------------
+    def yardstick(self, found: list[Neighbour]) -> list[Fact]:
+        """What the user's similar past edits did, even once (a preference needs two): the
+        measure by which ``EditService.choose`` picks between drafts, never applied itself."""
+        return [o.fact for o in self.observe(self.neighbour_edits(found), min_introduced=1)]
+
     def select(self, project_id: int, annotator: str, found: list[Neighbour]) -> Selection:
         """The preferences a new input gets: pinned ones, then verified observables and
         inferred phrases of its neighbours; plus the output fixes switched on."""

@@ -367,14 +367,19 @@ def aggregate(
     *,
     min_introduced: int = MIN_INTRODUCED,
     min_share: float = MIN_SHARE,
+    endorsed: Sequence[Sequence[Fact]] = (),
 ) -> list[Observation]:
     """Facts that hold across ``edits`` ((output, edited) pairs, nearest first, accepted ones
     included), best supported first. Neighbours of other kinds may trail the list, so a fact is
     judged on the longest run of nearest edits in which it holds often enough. A length limit is
-    the round number above the longest revision that cut."""
+    the round number above the longest revision that cut. ``endorsed[n]``: facts the n-th output
+    was written to meet, which count as made by the user when they accepted it unchanged."""
     introduced_by: dict[str, list[tuple[Fact, int]]] = {}
     for n, (output, edited) in enumerate(edits):
-        for fact in analyse(output, edited):
+        facts = analyse(output, edited)
+        # An output written with a preference and accepted as it was: the user endorsed it.
+        facts += [f for f in (endorsed[n] if n < len(endorsed) else ()) if f.check(edited)]
+        for fact in dict.fromkeys(facts):
             introduced_by.setdefault(fact.family, []).append((fact, n))
     found: list[Observation] = []
     for family, items in introduced_by.items():

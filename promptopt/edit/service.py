@@ -18,7 +18,9 @@ from typing import Any
 import numpy as np
 
 from promptopt.edit.distance import char_distance, word_distance, words
+from promptopt.edit.drafts import Choice, choose
 from promptopt.edit.learning import (
+    MAX_APPLIED,
     LearnReport,
     PreferenceLearner,
     Selection,
@@ -26,7 +28,7 @@ from promptopt.edit.learning import (
     status_label,
 )
 from promptopt.edit.memory import ContextMemory
-from promptopt.edit.observe import apply_fixes
+from promptopt.edit.observe import Fact, apply_fixes
 from promptopt.edit.prompts import (
     MAX_PHRASE_CHARS,
     clean_phrase,
@@ -35,7 +37,7 @@ from promptopt.edit.prompts import (
     infer_messages,
     join_phrases,
 )
-from promptopt.edit.verify import VerifyConfig
+from promptopt.edit.verify import VERIFIED, VerifyConfig
 from promptopt.embeddings import Embedder
 from promptopt.generation import build_messages, require_text
 from promptopt.llm import CallContext, GenerationParams, LLMClient, LLMError, StreamingResponse
@@ -76,6 +78,13 @@ class Draft:
     vector: Any = field(default=None, repr=False)  # the input's embedding (numpy, 1-D)
     selection: Selection | None = None  # default policy: what is applied, fixed, held back
     note: str = ""  # why nothing is applied although the profile is not empty
+    # A second draft with the observed preferences that wait for verification added; the one
+    # that fits the user's past edits better is shown (``EditService.choose``).
+    trial: str = ""
+    trial_added: list[Preference] = field(default_factory=list)  # what the second draft adds
+    trial_messages: list[dict[str, str]] = field(default_factory=list)
+    checks: list[Fact] = field(default_factory=list)  # the observed preferences that apply here
+    choice: Choice | None = None
 
     def finish(self, output: str) -> str:
         """The output with the exact fixes the user switched on (none by default)."""
@@ -160,7 +169,8 @@ class EditService:
         if self.policy == "default":
             sel = self.learner.select(project_id, annotator, found)
             preference, applied = join_phrases(sel.phrases), sel.applied
-            extra = {"selection": sel, "note": sel.note}
+            trial = self._trial(sel, found, prompt_text, item)
+            extra = {"selection": sel, "note": sel.note, **trial}
         else:
             preference, applied, learned = self._cipher_preference(project, annotator, found)
             extra = {"learned": learned}
@@ -210,6 +220,62 @@ class EditService:
             **call.kwargs(),
         )
         return require_text(response, call.model)
+
+    def generate_drafts(self, draft: Draft) -> list[StreamingResponse]:
+        """The output, and when observed preferences wait for verification a second draft with
+        them added, decoded in one batch; read them all, then ``choose``."""
+        if not draft.trial_messages:
+            return [self.generate(draft)]
+        call = resolve_call(self.store.projects.get(draft.project_id), "generate")
+        responses = self.client.stream_many(
+            [draft.messages, draft.trial_messages],
+            context=CallContext(purpose="generate", project_id=draft.project_id),
+            use_cache=True,
+            **call.kwargs(),
+        )
+        return [require_text(r, call.model) for r in responses]
+
+    def choose(self, draft: Draft, texts: list[str]) -> str:
+        """The draft to show (with the fixes the user switched on); the draft records which
+        one it was and why, and its phrase becomes the one the edit was written with."""
+        choice = choose(texts, draft.checks, trial=[p.text for p in draft.trial_added])
+        draft.choice = choice
+        if choice.index == 1:
+            draft.preference, draft.messages = draft.trial, draft.trial_messages
+        return draft.finish(texts[choice.index] if texts else "")
+
+    def _endorse(self, draft: Draft) -> int | None:
+        """The user accepted an output unchanged: every learned phrase it was written with has
+        earned its place on their own history (verified), and the inferred one is linked to
+        this round so that the next similar input retrieves it (observable ones are credited
+        by the analysis). Returns that inferred phrase's id."""
+        chosen = draft.choice is not None and draft.choice.index == 1
+        used = [*draft.applied, *(draft.trial_added if chosen else [])]
+        for pref in used:
+            if pref.pinned or pref.status == VERIFIED:
+                continue
+            evidence = dict(self.store.preferences.get(pref.id).evidence)
+            evidence["verification"] = {
+                "status": VERIFIED,
+                "reason": "you accepted an output written with it, unchanged",
+                "replays": 0,
+            }
+            self.store.preferences.update(pref.id, status=VERIFIED, evidence=evidence)
+        return next((p.id for p in used if p.kind != "observable" and not p.pinned), None)
+
+    def _trial(
+        self, sel: Selection, found: list[Any], prompt_text: str, item: Input
+    ) -> dict[str, Any]:
+        """The second draft's phrase and messages: what is applied plus the relevant phrases
+        that wait for verification; and the yardstick that chooses between the drafts."""
+        checks = self.learner.yardstick(found)
+        waiting = [p for p, _ in sel.held_back]
+        if not waiting or not checks:
+            return {"checks": checks}
+        added = waiting[: max(1, MAX_APPLIED - len(sel.phrases))]
+        trial = join_phrases([*sel.phrases, *(p.text for p in added)])
+        messages = build_messages(prompt_text, item.text, preference=trial)
+        return {"checks": checks, "trial": trial, "trial_added": added, "trial_messages": messages}
 
     def submit(self, draft: Draft, output: str, edited: str, annotator: str) -> EditResult:
         """Store the edit, its comparison (edited beats original) and its memory item in one
@@ -267,6 +333,8 @@ class EditService:
                 preference_id = self._remember(
                     draft.project_id, annotator, draft.learned, "accepted"
                 ).id
+            elif not changed:
+                preference_id = self._endorse(draft)
             # In the same commit as the edit: a crash can never leave an edit that retrieval
             # will not find. The live index learns of it only once the row is committed.
             memory_id = self.memory.record(

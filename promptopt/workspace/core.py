@@ -419,6 +419,15 @@ class Workspace:
     def generate(self, draft: Draft) -> StreamingResponse:
         return self.edit.generate(draft)
 
+    def generate_drafts(self, draft: Draft) -> list[StreamingResponse]:
+        """One output, or two in one batch when observed preferences wait for verification;
+        stream the first, read the rest, then ``choose``."""
+        return self.edit.generate_drafts(draft)
+
+    def choose(self, draft: Draft, texts: list[str]) -> str:
+        """The draft to show; ``draft.choice`` says which and why."""
+        return self.edit.choose(draft, texts)
+
     def submit_edit(
         self, draft: Draft, output: str, edited: str | None, annotator: str
     ) -> EditResult:

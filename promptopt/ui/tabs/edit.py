@@ -30,6 +30,24 @@ DIFF_HINT: list[tuple[str, str | None]] = [
 ]  # fmt: skip
 
 
+def _writing(drafts: int) -> str:
+    return "Writing the output…" if drafts < 2 else "Writing two drafts…"
+
+
+def _drafts_text(draft: Draft) -> list[str]:
+    """Which of two drafts is shown and why, or that a second one is being written."""
+    if draft.choice is not None and draft.choice.note:
+        return ["", escape_md(draft.choice.note)]
+    if draft.choice is None and draft.trial_added:
+        listed = ", ".join(f"'{escape_md(p.text)}'" for p in draft.trial_added)
+        return [
+            "",
+            f"Also writing a second draft with {listed} added (not verified yet); the one that "
+            "fits your past edits better is shown.",
+        ]
+    return []
+
+
 def applied_text(draft: Draft) -> str:
     fixes = draft.selection.fixes if draft.selection is not None else []
     fixed = [f"- {escape_md(pref.text)} (exact fix on)" for pref, _ in fixes]
@@ -38,7 +56,8 @@ def applied_text(draft: Draft) -> str:
             head = f"**Preferences applied:** none. {escape_md(draft.note)}"
         else:
             head = "**Preferences applied:** none yet. Your edits teach them."
-        return "\n".join([head, *(["**Output fixes:**", *fixed] if fixed else [])])
+        fix_lines = ["**Output fixes:**", *fixed] if fixed else []
+        return "\n".join([head, *fix_lines, *_drafts_text(draft)])
     lines = ["**Preferences applied to this output:**"]
     for pref in draft.applied:
         pin = " 📌" if pref.pinned else ""
@@ -47,7 +66,7 @@ def applied_text(draft: Draft) -> str:
         lines.append(f"\nCondensed into: *{escape_md(draft.preference)}*")
     if fixed:
         lines += ["**Output fixes:**", *fixed]
-    return "\n".join(lines)
+    return "\n".join([*lines, *_drafts_text(draft)])
 
 
 def observed_text(result: EditResult | None) -> str:
@@ -186,19 +205,23 @@ class Handlers:
         parts: list[str] = []
         rate = Rate()
         try:
-            response = self.ws.generate(draft)
-            for delta in response:
+            # Two drafts (one batch) when observed preferences wait for verification: the first
+            # streams, the better-fitting one is shown at the end.
+            responses = self.ws.generate_drafts(draft)
+            for delta in responses[0]:
                 parts.append(delta)
                 yield {
                     p.output_box: "".join(parts),
-                    p.status: rate.text("Writing the output…", len(parts)),
+                    p.status: rate.text(_writing(len(responses)), len(parts)),
                 }
-            response.completion()
+            texts = ["".join(parts), *(r.text() for r in responses[1:])]
+            for response in responses:
+                response.completion()
         except Exception as exc:
             yield {p.status: f"⚠ {user_message(exc)}", p.retry_btn: gr.update(visible=True)}
             return
         # The exact fixes the user switched on in Profile (none by default) apply to the output.
-        st.draft_output = draft.finish("".join(parts))
+        st.draft_output = self.ws.choose(draft, texts)
         yield {
             self.state: st,
             p.applied: applied_text(draft),
