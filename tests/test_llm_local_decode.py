@@ -111,3 +111,35 @@ def test_a_background_waiter_still_waits_for_foreground_work() -> None:
     assert not lock.acquire(background=lambda: priority.background, timeout=0.12)
     lock.release()
     assert lock.acquire(background=lambda: priority.background, timeout=0.12)
+
+
+def test_pairs_made_ahead_go_before_other_background_work() -> None:
+    """Three ranks: the screen, then a pair made ahead of the reader, then proposals and the
+    like; a running batch steps aside only for a lower rank than its own."""
+    lock = ModelLock()
+    lock.acquire()
+    order: list[str] = []
+    ahead = Priority(background=True, ahead=True)
+    assert ahead.level == Priority.AHEAD and ahead.background
+
+    def take(name: str, background: Any) -> None:
+        lock.acquire(background=background)
+        order.append(name)
+        time.sleep(0.01)
+        lock.release()
+
+    threads = [threading.Thread(target=take, args=("proposal", True))]
+    threads[0].start()
+    time.sleep(0.05)
+    threads.append(threading.Thread(target=take, args=("pair ahead", lambda: ahead.level)))
+    threads[1].start()
+    time.sleep(0.1)
+    assert lock.waiting_before(2) and not lock.waiting_before(1)
+    threads.append(threading.Thread(target=take, args=("screen", False)))
+    threads[2].start()
+    time.sleep(0.05)
+    assert lock.waiting_before(1)
+    lock.release()
+    for thread in threads:
+        thread.join(2)
+    assert order == ["screen", "pair ahead", "proposal"]

@@ -1,6 +1,7 @@
 () => {
   // Keyboard-first voting and editing. Runs once when the page loads (Gradio launch(js=...)).
-  // Compare tab: 1 = A better, 2 = B better, 3 = tie, 4 = both bad, space = skip.
+  // Compare tab: 1 = A better, 2 = B better, 3 = tie, 4 = both bad, space = skip,
+  // Esc = cut the pair being written short (keep what it wrote).
   // Edit tab: Ctrl/Cmd+Enter submits the edit, n (outside a text box) asks for the next input.
   if (window.__promptoptShortcuts) return;
   window.__promptoptShortcuts = true;
@@ -21,7 +22,14 @@
       (el.tagName === "INPUT" && !["checkbox", "radio", "button"].includes(el.type)) ||
       el.isContentEditable);
 
-  const voteKeys = { "1": "vote-a", "2": "vote-b", "3": "vote-tie", "4": "vote-bad", " ": "vote-skip" };
+  const voteKeys = {
+    "1": "vote-a",
+    "2": "vote-b",
+    "3": "vote-tie",
+    "4": "vote-bad",
+    " ": "vote-skip",
+    Escape: "compare-stop",
+  };
 
   document.addEventListener("keydown", (event) => {
     if ((event.ctrlKey || event.metaKey) && event.key === "Enter") {

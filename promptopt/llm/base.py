@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -67,21 +66,29 @@ class GenerationParams(BaseModel):
 
 
 class Priority:
-    """Whether a call is background work, which its owner may change while it runs: a pair made
-    ahead becomes the one the user waits for when a vote promotes it before it finished."""
+    """How urgent a call is, which its owner may raise while it runs: a pair made ahead becomes
+    the one the user waits for when a vote promotes it before it finished. Ranks: 0 somebody
+    waits for it on screen, 1 made ahead of the reader (a pair the user will wait for soon), 2
+    other background work; a backend with one shared model serves lower ranks first."""
 
-    def __init__(self, background: bool = True) -> None:
-        self._foreground = threading.Event()
-        if not background:
-            self._foreground.set()
+    FOREGROUND, AHEAD, BACKGROUND = 0, 1, 2
+
+    def __init__(self, background: bool = True, *, ahead: bool = False) -> None:
+        self._level = self.FOREGROUND
+        if background:
+            self._level = self.AHEAD if ahead else self.BACKGROUND
+
+    @property
+    def level(self) -> int:
+        return self._level
 
     @property
     def background(self) -> bool:
-        return not self._foreground.is_set()
+        return self._level != self.FOREGROUND
 
     def promote(self) -> None:
-        """From now on the call goes before background work (a backend checks between tokens)."""
-        self._foreground.set()
+        """From now on the call goes before all other work (a backend checks between tokens)."""
+        self._level = self.FOREGROUND
 
 
 @dataclass
@@ -98,6 +105,12 @@ class LLMRequest:
 
     def is_background(self) -> bool:
         return self.priority.background if self.priority is not None else self.background
+
+    def rank(self) -> int:
+        """0 foreground, 1 made ahead, 2 background (see ``Priority``)."""
+        if self.priority is not None:
+            return self.priority.level
+        return Priority.BACKGROUND if self.background else Priority.FOREGROUND
 
     def cache_key(self) -> str:
         payload = {

@@ -202,7 +202,7 @@ class LLMClient:
                 messages=normalise_messages(m),
                 params=checked,
                 api_base=api_base,
-                background=ctx.background,
+                background=ctx.background if ctx.priority is None else ctx.priority.background,
                 priority=ctx.priority,
             )
             for m in messages_list

@@ -426,8 +426,8 @@ class LocalBackend:
                 torch.set_num_threads(self._threads)
 
             # Asked again between tokens: a caller may promote its requests while they run.
-            def background() -> bool:
-                return all(r.is_background() for r in requests)
+            def background() -> int:
+                return min(r.rank() for r in requests)
 
             yield from decode_batch(loaded, requests, flags, background=background)
         except LLMError:

@@ -27,48 +27,58 @@ from typing import Any
 from promptopt.llm.base import Chunk, LLMRequest, Usage
 
 PROMOTE_POLL_S = 0.05  # how often a waiting background job asks whether it was promoted
+Rank = bool | int  # 0 (or False) foreground, 1 made ahead, 2 (or True) background
+Urgency = Rank | Callable[[], Rank]
+
+
+def rank_of(urgency: Urgency) -> int:
+    value = urgency() if callable(urgency) else urgency
+    if isinstance(value, bool):
+        return 2 if value else 0
+    return min(max(int(value), 0), 2)
 
 
 class ModelLock:
-    """One model, one job at a time; jobs the user waits for go first.
+    """One model, one job at a time; jobs the user waits for go first, then pairs made ahead of
+    the reader, then other background work (proposals, verification).
 
-    A background job waits while any foreground one waits, and a running background batch asks
-    ``foreground_waiting()`` between tokens and pauses (releases, then re-acquires) if so."""
+    A job's rank is 0 (foreground), 1 (made ahead) or 2 (background); ``True``/``False`` mean 2
+    and 0. A job waits while any job of a lower rank waits, and a running batch asks
+    ``waiting_before(its rank)`` between tokens and pauses (releases, then re-acquires) if so."""
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
         self._held = False
-        self._foreground_waiting = 0
+        self._waiting = [0, 0, 0]  # waiters by rank
 
-    def acquire(
-        self, *, background: bool | Callable[[], bool] = False, timeout: float | None = None
-    ) -> bool:
+    def acquire(self, *, background: Urgency = False, timeout: float | None = None) -> bool:
         """``background`` may be a function: a waiter asks it again now and then, so a job
-        promoted while it waits (a pair made ahead that the user now waits for) counts as
-        foreground from then on."""
-        is_background = background if callable(background) else (lambda: background)
+        promoted while it waits (a pair made ahead that the user now waits for) goes before
+        the others from then on."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        counted = False  # whether this waiter is in ``_foreground_waiting``
+        counted: int | None = None  # the rank this waiter is counted under
         with self._cond:
             try:
                 while True:
-                    behind = is_background()
-                    if not behind and not counted:
-                        self._foreground_waiting += 1
-                        counted = True
-                    if not self._held and not (behind and self._foreground_waiting):
+                    rank = rank_of(background)
+                    if rank != counted:
+                        if counted is not None:
+                            self._waiting[counted] -= 1
+                        self._waiting[rank] += 1
+                        counted = rank
+                    if not self._held and not any(self._waiting[:rank]):
                         self._held = True
                         return True
                     left = None if deadline is None else deadline - time.monotonic()
                     if left is not None and left <= 0:
                         return False
-                    if behind and callable(background):
+                    if rank and callable(background):
                         left = PROMOTE_POLL_S if left is None else min(left, PROMOTE_POLL_S)
                     self._cond.wait(left)
             finally:
-                if counted:
-                    self._foreground_waiting -= 1
-                    # A background waiter may have been held back only by this one.
+                if counted is not None:
+                    self._waiting[counted] -= 1
+                    # A waiter of a higher rank may have been held back only by this one.
                     self._cond.notify_all()
 
     def release(self) -> None:
@@ -77,8 +87,12 @@ class ModelLock:
             self._cond.notify_all()
 
     def foreground_waiting(self) -> bool:
+        return self.waiting_before(1)
+
+    def waiting_before(self, rank: int) -> bool:
+        """Whether a job of a lower rank than ``rank`` waits."""
         with self._cond:
-            return self._foreground_waiting > 0
+            return any(self._waiting[:rank])
 
     def __enter__(self) -> ModelLock:
         self.acquire()
@@ -137,7 +151,7 @@ def decode_batch(
     requests: list[LLMRequest],
     cancels: list[threading.Event],
     *,
-    background: bool | Callable[[], bool] = False,
+    background: Urgency = False,
 ) -> Iterator[tuple[int, Chunk]]:
     """Yield ``(request index, chunk)``: ``started`` for all, then text deltas, then one usage
     chunk per request as it ends. ``loaded`` is a ``LoadedModel`` (model, tokenizer, device,
@@ -157,7 +171,7 @@ def _decode_locked(
     requests: list[LLMRequest],
     cancels: list[threading.Event],
     *,
-    background: bool | Callable[[], bool],
+    background: Urgency,
 ) -> Iterator[tuple[int, Chunk]]:
     import torch
 
@@ -215,13 +229,13 @@ def _decode_locked(
             ids = torch.tensor([[row.tokens[-1]] for row in active], device=device)
             mask = torch.cat([mask, mask.new_ones((len(active), 1))], dim=1)
             positions = positions[:, -1:] + 1
-            behind = background() if callable(background) else background
-            if behind and loaded.lock.foreground_waiting():
+            rank = rank_of(background)
+            if rank and loaded.lock.waiting_before(rank):
                 yield from _step_aside(loaded.lock, active, background)
 
 
 def _step_aside(
-    lock: ModelLock, active: list[Row], background: bool | Callable[[], bool]
+    lock: ModelLock, active: list[Row], background: Urgency
 ) -> Iterator[tuple[int, Chunk]]:
     """Let a job the user waits for run first; this batch keeps its state and goes on after."""
     for row in active:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,6 +15,9 @@ from promptopt.ui.app import build_app, launch_kwargs
 from promptopt.ui.context import AppContext
 from promptopt.ui.login import auth_launch_kwargs
 from promptopt.workspace import Workspace, make_parts, make_workspace
+from promptopt.workspace.factory import preload_model
+
+log = logging.getLogger("promptopt.ui")
 
 # The chromium the browser tests and the UI benchmark launch (found as CI finds it). The networking
 # flags keep it from reaching for Google's services on a machine with no network.
@@ -58,13 +62,16 @@ def running_app(
     db_path: Path | str,
     *,
     fake_delay_s: float = 0.0,
+    fake_word_delay_s: float = 0.0,
     auth: list[tuple[str, str]] | None = None,
     seed: int = 0,
     real_llm: bool = False,
 ) -> Iterator[RunningApp]:
     """The app over a fresh store, the demo fake LLM and the fake embedder, served in a thread.
     With ``real_llm`` the default models answer instead (the offline SmolLM2 unless
-    PROMPTOPT_MODEL names another); the fake embedder stays, it is not what is measured."""
+    PROMPTOPT_MODEL names another), loaded as ``serve`` loads it (in the background from the
+    start); the fake embedder stays, it is not what is measured. ``fake_word_delay_s`` makes the
+    fake stream slowly, a word at a time, as a model on a CPU does."""
     parts = make_parts(
         db_path,
         fake_llm=True,
@@ -73,6 +80,10 @@ def running_app(
         fake_delay_s=fake_delay_s,
         backoff_s=0.0,
     )
+    if parts.fake is not None:
+        parts.fake.word_delay_s = fake_word_delay_s
+    if real_llm:
+        preload_model(parts.client, lambda line: log.info("%s", line))
     demo = build_app(make_workspace(parts, seed=seed), auth_enabled=bool(auth))
     port = free_port()
     demo.launch(

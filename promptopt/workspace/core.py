@@ -334,15 +334,20 @@ class Workspace:
                 "Add one yourself in Prompts, or choose a stronger optimizer model in Project."
             )
         if more > 0:
-
-            def work() -> None:
-                try:
-                    self.compare.propose(project_id, annotator, n=more, background=True)
-                except Exception:  # the pool still has two prompts; Prompts > Propose retries
-                    log.warning("proposing more candidates for project %s failed", project_id)
-
-            threading.Thread(target=work, daemon=True, name="promptopt-propose").start()
+            self.propose_later(project_id, annotator, more)
         return made
+
+    def propose_later(self, project_id: int, annotator: str, n: int = 2) -> None:
+        """The model writes ``n`` more candidates in the background; they join the duels from
+        the next vote on."""
+
+        def work() -> None:
+            try:
+                self.compare.propose(project_id, annotator, n=n, background=True)
+            except Exception:  # the pool still has two prompts; Prompts > Propose retries
+                log.warning("proposing more candidates for project %s failed", project_id)
+
+        threading.Thread(target=work, daemon=True, name="promptopt-propose").start()
 
     def pool_size(self, project_id: int) -> int:
         return len(self.compare.ensure_pool(project_id))
@@ -353,6 +358,42 @@ class Workspace:
     def start_pair(self, session_id: str, project_id: int, annotator: str) -> PendingPair:
         """The pair to show when the screen opens (the engine's current one)."""
         return self.pairs.show(session_id, project_id, annotator)
+
+    def prepare_first_pair(self, session_id: str, project_id: int, annotator: str) -> bool:
+        """The project was just opened: start its first pair now (seeding the pool first when
+        it holds only the base prompt), as background work that Compare promotes when it opens.
+        False when the project cannot be compared yet (no inputs: the screen says why)."""
+        if self.compare_problem(project_id) is not None:
+            return False
+
+        seeded: list[bool] = []
+
+        def seed() -> None:
+            if self.pool_size(project_id) < 2:
+                self.seed_pool(project_id, annotator, more=0)
+                seeded.append(True)
+
+        def after() -> None:
+            # Only now: written alongside, the proposals would slow the pair the user awaits.
+            if seeded:
+                self.propose_later(project_id, annotator)
+
+        self.pairs.prepare(session_id, project_id, annotator, before=seed, after=after)
+        return True
+
+    def first_pair_on_its_way(self, session_id: str, project_id: int, annotator: str) -> bool:
+        """Whether ``prepare_first_pair`` is making this project's first pair for the session."""
+        first = self.pairs.first(session_id)
+        return (
+            first is not None
+            and (first.project_id, first.annotator) == (project_id, annotator)
+            and first.usable()
+        )
+
+    def cut_pair(self, session_id: str) -> str | None:
+        """Stop both outputs of the pair on screen, keeping what was written (None), or say why
+        not."""
+        return self.pairs.cut_short(session_id)
 
     def retry_pair(self, session_id: str, duel: Duel, annotator: str) -> PendingPair:
         return self.pairs.regenerate(session_id, duel, annotator)

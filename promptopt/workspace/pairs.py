@@ -7,6 +7,13 @@ one refit). The worker streams both outputs of a pair into a ``PendingPair`` wit
 that is not finished yet still appears token by token. A session that leaves its screen
 ``pause``s: queued work is dropped and a reservation being generated stops at its next token,
 so the machine serves the screen the user is on.
+
+Two head starts: a project opened on the Project screen has its first pair ``prepare``d at once
+(the pool seeded by an operator that needs no model), so it is well on its way when Compare
+opens; and the reserved pair. Both run as background work until somebody waits for them: the
+moment Compare shows one (a vote promoted it before it finished), its calls are promoted to
+foreground priority, while they wait for the model or between two tokens. A pair being written
+can be ``cut_short``: both outputs stop and keep what they have, ready for a vote.
 """
 
 from __future__ import annotations
@@ -21,11 +28,12 @@ from typing import Any
 
 from promptopt.compare.service import CompareService, Duel
 from promptopt.generation import GenerationSettings, generate_many
-from promptopt.llm import LLMClient
+from promptopt.llm import LLMClient, Priority
 from promptopt.workspace.sides import screen_prompts, to_prompts
 
 POLL_S = 0.03
 CANCELLED = "Generation stopped: the screen was left."
+CUT_REASON = "Cut short by the user; the text so far was kept."
 
 log = logging.getLogger("promptopt.workspace")
 
@@ -42,8 +50,23 @@ class PendingPair:
     done: threading.Event = field(default_factory=threading.Event)
     cancelled: threading.Event = field(default_factory=threading.Event)
     started: float = field(default_factory=time.perf_counter)
-    # Made ahead (a reservation): nobody waits for it yet, so on-screen work goes first.
+    # Made ahead (a reservation, a first pair): nobody waits for it yet, so on-screen work goes
+    # first, until it is shown and ``promote``d.
     background: bool = False
+    cut: threading.Event = field(default_factory=threading.Event)  # the user asked to stop
+    cut_short: bool = False  # finished by a cut: the outputs are what was written by then
+    before: Callable[[], object] | None = None  # runs first in the worker (seeding the pool)
+    after: Callable[[], object] | None = None  # runs once the pair is complete
+    priority: Priority = field(init=False)
+
+    def __post_init__(self) -> None:
+        # Made ahead: before other background work (the user will wait for it soon).
+        self.priority = Priority(background=self.background, ahead=True)
+
+    def promote(self) -> None:
+        """Somebody waits for this pair now: its calls go before background work."""
+        self.background = False
+        self.priority.promote()
 
     def texts(self) -> tuple[str, str]:
         return "".join(self.left), "".join(self.right)
@@ -95,6 +118,7 @@ class _Session:
     # Pairs made ahead, by duel id: the reservation, and the pair on screen while it streams.
     made: dict[str, PendingPair] = field(default_factory=dict)
     on_screen: PendingPair | None = None  # the pair last handed to the page: never stopped
+    first: PendingPair | None = None  # a project's first pair, prepared before Compare opens
     paused: bool = False
 
 
@@ -136,11 +160,14 @@ class PairPipeline:
         generated now), or, without a duel, the engine's current one."""
         session = self._session(session_id)
         session.paused = False
-        if duel is not None:
-            ahead = session.made.get(duel.id)
-            if ahead is not None and ahead.usable():
-                session.on_screen = ahead
-                return ahead
+        ahead = session.made.get(duel.id) if duel is not None else self._take_first(session)
+        if ahead is not None and (ahead.project_id, ahead.annotator) != (project_id, annotator):
+            _stop(ahead)
+            ahead = None
+        if ahead is not None and ahead.usable():
+            ahead.promote()
+            session.on_screen = ahead
+            return ahead
         pending = PendingPair(project_id, annotator, duel=duel)
         session.on_screen = pending
         if duel is not None:
@@ -149,6 +176,54 @@ class PairPipeline:
             session.made = {}
         session.worker.submit(self._produce, pending)
         return pending
+
+    def prepare(
+        self,
+        session_id: str,
+        project_id: int,
+        annotator: str,
+        before: Callable[[], object] | None = None,
+        after: Callable[[], object] | None = None,
+    ) -> PendingPair:
+        """Start making the project's first pair before Compare opens (the project was just
+        opened), as background work; ``before`` runs first in the worker (seeding the pool),
+        ``after`` once the pair is complete. ``show`` without a duel hands it over and promotes
+        it."""
+        session = self._session(session_id)
+        first = session.first
+        if first is not None:
+            if (first.project_id, first.annotator) == (project_id, annotator) and first.usable():
+                return first  # already on its way
+            _stop(first)
+        pending = PendingPair(project_id, annotator, background=True)
+        pending.before, pending.after = before, after
+        session.first = pending
+        session.worker.submit(self._produce, pending)
+        return pending
+
+    def first(self, session_id: str) -> PendingPair | None:
+        """The first pair being prepared for the session, if any (for the benchmark and tests)."""
+        with self._lock:
+            session = self._sessions.get(session_id)
+        return None if session is None else session.first
+
+    @staticmethod
+    def _take_first(session: _Session) -> PendingPair | None:
+        first, session.first = session.first, None
+        return first
+
+    def cut_short(self, session_id: str) -> str | None:
+        """Stop both outputs of the pair on screen and keep what was written; None when done,
+        else why not (the page shows it)."""
+        with self._lock:
+            session = self._sessions.get(session_id)
+        pending = None if session is None else session.on_screen
+        if pending is None or pending.done.is_set():
+            return "Both outputs are already complete."
+        if not (pending.left and pending.right):
+            return "Wait until both outputs have started, then cut them short."
+        pending.cut.set()
+        return None
 
     def regenerate(self, session_id: str, duel: Duel, annotator: str) -> PendingPair:
         """Generate ``duel``'s outputs again (Retry after a failure)."""
@@ -175,6 +250,9 @@ class PairPipeline:
         if session is None:
             return
         session.paused = True
+        if session.first is not None:
+            _stop(session.first)
+            session.first = None
         keep = session.on_screen
         if keep is None or keep.done.is_set():
             session.worker.clear()
@@ -203,13 +281,17 @@ class PairPipeline:
             session = self._sessions.get(session_id)
         if session is not None:
             session.made = {}
+            if session.first is not None:
+                _stop(session.first)
+                session.first = None
 
     def drop(self, session_id: str) -> None:
         with self._lock:
             session = self._sessions.pop(session_id, None)
         if session is not None:
-            for pending in session.made.values():
-                _stop(pending)
+            for pending in [*session.made.values(), session.first]:
+                if pending is not None:
+                    _stop(pending)
             session.worker.shutdown()
 
     def _produce(self, pending: PendingPair) -> None:
@@ -217,6 +299,8 @@ class PairPipeline:
             if pending.cancelled.is_set():
                 pending.error = CANCELLED
                 return
+            if pending.before is not None:
+                pending.before()
             if pending.duel is None:
                 pending.duel = self.compare.next_duel(pending.project_id, pending.annotator)
             pending.chosen.set()
@@ -226,6 +310,11 @@ class PairPipeline:
         finally:
             pending.chosen.set()
             pending.done.set()
+        if pending.after is not None:
+            try:
+                pending.after()
+            except Exception:  # work that follows the pair; the pair itself is fine
+                log.exception("work after the pair failed")
 
     def _generate(self, pending: PendingPair, duel: Duel) -> None:
         settings = self._settings_for(pending.project_id)
@@ -236,7 +325,7 @@ class PairPipeline:
             settings,
             project_id=pending.project_id,
             purpose="compare",
-            background=pending.background,
+            priority=pending.priority,
         )
         # Both sides at once: the batch fills both streams together, and a side read only after
         # the other would appear all at once at the end instead of token by token.
@@ -249,6 +338,9 @@ class PairPipeline:
                     if pending.cancelled.is_set():
                         return
                     parts.append(delta)
+                    if pending.cut.is_set():
+                        response.stop(CUT_REASON)  # logged with what it wrote, never cached
+                        return
                 response.completion()  # logs the call
             except BaseException as exc:
                 failures.append(exc)
@@ -264,6 +356,7 @@ class PairPipeline:
         if pending.cancelled.is_set():
             pending.error = CANCELLED
             return
+        pending.cut_short = pending.cut.is_set()
         left, right = pending.texts()
         duel.output_a, duel.output_b = to_prompts(duel, left, right)
 

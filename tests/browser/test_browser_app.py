@@ -272,10 +272,10 @@ def test_user_text_in_error_messages_never_makes_the_browser_fetch(
         url = f"http://127.0.0.1:{beacon.port}/beacon"
         name = f"![x]({url}) <img src='{url}/img'>"
         marker = f"beacon input {beacon.port}"
-        open_project(f"beacon host {beacon.port}", inputs=[marker])
         # A model error whose body carries the markup, in the Edit tab. Raised for this project's
         # input only: a queued error would go to whatever call comes first, and pairs made ahead
-        # for another test's page may still be generating.
+        # for another test's page may still be generating. Set before the project opens: its
+        # first pair starts then, and an output it got would be served to Edit from the cache.
         previous = browser_app.fake.default
 
         def reply(request: Any) -> str:
@@ -284,6 +284,7 @@ def test_user_text_in_error_messages_never_makes_the_browser_fetch(
             return str(previous(request) if callable(previous) else previous)
 
         monkeypatch.setattr(browser_app.fake, "default", reply)
+        open_project(f"beacon host {beacon.port}", inputs=[marker])
         open_tab(page, "Edit")
         page.locator("#edit-next").click()
         expect()(page.locator("#edit-status")).to_contain_text("Retry")

@@ -1,5 +1,6 @@
 """Compare tab: one input, two outputs side by side (sides randomised, prompts hidden until the
 vote), five verdicts with keyboard shortcuts, the vote counter and the current best prompt.
+While a pair is being written, "Cut short" (Esc) stops both outputs and keeps what they have.
 
 A vote is one call into the workspace: it records the verdict, refits once and returns the next
 pair (generated while the user read), the counter and the best prompt."""
@@ -37,6 +38,7 @@ SAID = {
 }
 MIN_POOL = 2  # a duel needs two prompts
 FIRST_WAIT_S = 0.12
+CUT_NOTE = "✂ Cut short: both outputs keep what was written so far; vote on them."
 PROPOSE_FIRST = 3
 ELEM_IDS = {
     "left": "vote-a",
@@ -94,6 +96,7 @@ class ComparePage:
     retry_btn: gr.Button
     reveal: gr.Markdown
     progress: gr.Markdown  # above the pair boxes, where the user looks while waiting
+    stop_btn: gr.Button  # shown while a pair is being written
 
     def outputs(self, state: gr.State) -> list[Any]:
         return [
@@ -107,6 +110,7 @@ class ComparePage:
             self.retry_btn,
             self.reveal,
             self.progress,
+            self.stop_btn,
         ]
 
 
@@ -117,7 +121,16 @@ def layout() -> ComparePage:
     input_box = gr.Textbox(
         label="Input", lines=4, max_lines=12, interactive=False, elem_id="compare-input"
     )
-    progress = gr.Markdown("", elem_id="compare-progress")
+    with gr.Row(equal_height=True):
+        progress = gr.Markdown("", elem_id="compare-progress")
+        stop_btn = gr.Button(
+            "Cut short  [Esc]",
+            size="sm",
+            scale=0,
+            min_width=140,
+            visible=False,
+            elem_id="compare-stop",
+        )
     with gr.Row(equal_height=True):
         boxes = [
             gr.Textbox(
@@ -150,7 +163,7 @@ def layout() -> ComparePage:
     reveal = gr.Markdown("", elem_id="compare-reveal")
     return ComparePage(
         counter, best, input_box, boxes[0], boxes[1], vote_btns, comment, status, start_btn,
-        retry_btn, reveal, progress,
+        retry_btn, reveal, progress, stop_btn,
     )  # fmt: skip
 
 
@@ -202,6 +215,7 @@ class Handlers:
                 p.progress: rate.text(what, tokens),
                 p.status: "Generating…",
                 p.retry_btn: gr.update(visible=False),
+                p.stop_btn: gr.update(visible=True),
             }
             if first:
                 update.update(extra)
@@ -222,6 +236,7 @@ class Handlers:
                 p.status: f"⚠ {escape_md(pending.error)}",
                 p.progress: "",
                 p.retry_btn: gr.update(visible=True),
+                p.stop_btn: gr.update(visible=False),
             }
             return
         assert pending.duel is not None
@@ -240,8 +255,9 @@ class Handlers:
             p.left_box: left,
             p.right_box: right,
             p.status: "",
-            p.progress: "",
+            p.progress: CUT_NOTE if pending.cut_short else "",
             p.retry_btn: gr.update(visible=False),
+            p.stop_btn: gr.update(visible=False),
         }
 
     def fill_pool(self, st: SessionState) -> Updates:
@@ -281,7 +297,9 @@ class Handlers:
             return
         assert st.project_id is not None
         try:
-            yield from self.fill_pool(st)
+            # A project opened on the Project screen has its first pair (and pool) on the way.
+            if not self.ws.first_pair_on_its_way(st.session_id, st.project_id, st.annotator):
+                yield from self.fill_pool(st)
         except Exception as exc:
             st.duel = None
             yield {
@@ -313,7 +331,7 @@ class Handlers:
             started = time.perf_counter()
             duel = st.duel
             if duel is None or not st.duel_complete:
-                yield {p.status: "Wait until both outputs are complete (or press Start)."}
+                yield {p.status: "Wait until both outputs are complete, or cut them short (Esc)."}
                 return
             try:
                 outcome = self.ws.vote(st.session_id, duel, screen, st.annotator, note or "")
@@ -334,6 +352,11 @@ class Handlers:
 
         return on_vote
 
+    def cut_short(self, st: SessionState) -> dict[Any, Any]:
+        """Stop the pair being written; the pair's own handler then shows it complete."""
+        problem = self.ws.cut_pair(st.session_id)
+        return {} if problem is None else {self.page.progress: escape_md(problem)}
+
     def refresh(self, st: SessionState, request: gr.Request | None = None) -> dict[Any, Any]:
         bind_user(st, request)
         return {self.page.counter: self.counter(st), self.page.best: self.best(st)}
@@ -345,6 +368,14 @@ def build(ctx: AppContext, state: gr.State) -> dict[str, Any]:
     outputs = page.outputs(state)
     page.start_btn.click(handlers.start, [state], outputs, api_name="compare_start")
     page.retry_btn.click(handlers.retry, [state], outputs, api_name="compare_retry")
+    page.stop_btn.click(
+        handlers.cut_short,
+        [state],
+        [page.progress],
+        api_name="compare_cut_short",
+        show_progress="hidden",
+        trigger_mode="once",
+    )
     for key, btn in page.vote_btns.items():
         btn.click(
             handlers.vote(key),

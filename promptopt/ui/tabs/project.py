@@ -4,6 +4,7 @@ inputs typed, pasted or imported from CSV, JSONL or TXT (with a preview and the 
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,8 @@ from promptopt.workspace import Project, ProjectForm, Workspace
 INPUT_HEADERS = ["id", "input", "source"]
 SPLIT_LINES = "one input per line"
 SPLIT_BLANK = "inputs separated by a blank line"
+
+log = logging.getLogger("promptopt.ui")
 
 
 def project_choices(ws: Workspace) -> list[tuple[str, int]]:
@@ -243,6 +246,7 @@ class Handlers:
         # The Compare tab says why when this fails; the project itself is fine.
         with contextlib.suppress(Exception):
             self.ws.ensure_pool(project.id)
+        self.head_start(st)
         return {
             self.state: st,
             p.status: message,
@@ -251,6 +255,16 @@ class Handlers:
             p.confirm_row: gr.update(visible=False),
             **self.fields(project),
         }
+
+    def head_start(self, st: SessionState) -> None:
+        """Start the project's first pair now, so that it is (nearly) written when Compare opens;
+        a pair already on screen needs none."""
+        if st.project_id is None or st.duel is not None:
+            return
+        try:
+            self.ws.prepare_first_pair(st.session_id, st.project_id, st.annotator)
+        except Exception:  # only the head start is lost; Compare starts the pair itself
+            log.warning("preparing the first pair of %s failed", st.project_id, exc_info=True)
 
     def open(self, st: SessionState, project_id: int | None) -> dict[Any, Any]:
         if project_id is None:
@@ -352,6 +366,7 @@ class InputHandlers:
             added = self.ws.add_inputs(project.id, split_typed(text or "", mode), source="typed")
         except Exception as exc:
             return {p.status: user_message(exc)}
+        self.projects.head_start(st)  # a project with its first inputs can be compared now
         return {
             p.status: f"Added {plural(len(added.ids), 'input')}."
             + already_there(len(added.duplicates)),
@@ -417,6 +432,7 @@ class InputHandlers:
             )
         except Exception as exc:
             return {p.status: user_message(exc)}
+        self.projects.head_start(st)
         bad = done.report.problem_count
         skipped = f" ({plural(bad, 'bad row')} skipped)" if bad else ""
         return {
