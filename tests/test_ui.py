@@ -85,6 +85,8 @@ def test_edit_round_updates_the_profile_of_that_annotator_only(app: RunningApp) 
     assert "3 words" in distance  # "Dear sir," and "Regards." added
     added = [d["token"] for d in diff if d.get("class_or_confidence") == "+"]
     assert any("Dear" in token for token in added)
+    assert "Inferred preference" in inferred  # "pending" until the background inference ends
+    inferred = alice.predict(api_name="/edit_learned")
     assert "Inferred preference" in inferred and "pending" not in inferred
     table = alice.predict(api_name="/profile")[0]
     assert len(table["data"]) == 1

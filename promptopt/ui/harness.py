@@ -66,17 +66,20 @@ def running_app(
     auth: list[tuple[str, str]] | None = None,
     seed: int = 0,
     real_llm: bool = False,
+    embedder: str = "fake",
 ) -> Iterator[RunningApp]:
     """The app over a fresh store, the demo fake LLM and the fake embedder, served in a thread.
     With ``real_llm`` the default models answer instead (the offline SmolLM2 unless
     PROMPTOPT_MODEL names another), loaded as ``serve`` loads it (in the background from the
-    start); the fake embedder stays, it is not what is measured. ``fake_word_delay_s`` makes the
-    fake stream slowly, a word at a time, as a model on a CPU does."""
+    start); the fake embedder stays unless ``embedder="default"`` loads the real one (MiniLM),
+    for walks where which past inputs count as similar is part of what is checked.
+    ``fake_word_delay_s`` makes the fake stream slowly, a word at a time, as a model on a CPU
+    does."""
     parts = make_parts(
         db_path,
         fake_llm=True,
         fake_default=not real_llm,
-        embedder="fake",
+        embedder=embedder,
         fake_delay_s=fake_delay_s,
         backoff_s=0.0,
     )

@@ -23,6 +23,7 @@ Updates = Iterator[dict[Any, Any]]
 LEARN_WATCH_S = 120.0
 LEARN_POLL_S = 0.25
 PENDING = "**Inferred preference:** pending (inferring in the background…)"
+WATCH = "edit-learning"  # SessionState.extra key: (edit id, observed text, round) being learned
 # "Your change" before there is one: what the panel will show (plain text, no category).
 DIFF_HINT: list[tuple[str, str | None]] = [
     ("Your change shows here word by word as you edit the output: removed words in red (-), "
@@ -240,53 +241,67 @@ class Handlers:
         bind_user(st, request)
         yield from self.draft_for(st, input_id)
 
-    def finish(self, st: SessionState, edited: str | None) -> Updates:
-        """Store the edit (one quick call), show it saved, then watch the background learning."""
+    def finish(self, st: SessionState, edited: str | None) -> dict[Any, Any]:
+        """Store the edit (one quick call) and show it saved, with what was observed at once.
+        Watching the background inference is a separate event (``learned``), so the next
+        submit is never held behind the previous edit's learning."""
         p = self.page
         draft, original = st.draft, st.draft_output
+        st.extra.pop(WATCH, None)
         if draft is None or original is None:
-            yield {p.status: "Generate an output first (Next input)."}
-            return
+            return {p.status: "Nothing to submit yet: press Next input for an output to edit."}
         try:
             result = self.ws.submit_edit(draft, original, edited, st.annotator)
         except Exception as exc:  # the edited text stays in the box
-            yield {p.status: f"⚠ The edit was not saved: {user_message(exc)} Submit again."}
-            return
+            return {p.status: f"⚠ The edit was not saved: {user_message(exc)} Submit again."}
         st.draft, st.draft_output = None, None
         st.edit_rounds += 1
         changed = edited is not None and edited != original
-        saved = {
+        observed = observed_text(result)
+        if result.status == "pending":
+            st.extra[WATCH] = (result.edit.id, observed, st.edit_rounds)
+        return {
+            self.state: st,
             p.status: "Saved. Press Next input for another round.",
             p.diff: word_diff(original, edited if changed and edited is not None else original),
             p.distance: f"**Edit distance:** {result.word_distance} words · "
             f"{result.char_distance} characters",
+            p.inferred: "\n\n".join(filter(None, [observed, preference_text(result)])),
         }
-        observed = observed_text(result)
-        shown = "\n\n".join(filter(None, [observed, preference_text(result)]))
-        yield {self.state: st, **saved, p.inferred: shown}
-        if result.status != "pending":
+
+    def learned(self, st: SessionState, request: gr.Request | None = None) -> Updates:
+        """Watch the last saved edit's background inference and show its phrase when known."""
+        bind_user(st, request)
+        watched = st.extra.get(WATCH)
+        if watched is None:
             return
-        rounds, waited = st.edit_rounds, 0.0
+        edit_id, observed, rounds = watched
+        waited = 0.0
         while waited < LEARN_WATCH_S:
-            learned = self.ws.wait_learned(result.edit.id, st.annotator, LEARN_POLL_S)
-            if learned is not None:
-                inferred = preference_text(learned)
+            result = self.ws.wait_learned(edit_id, st.annotator, LEARN_POLL_S)
+            if result is not None:
+                inferred = preference_text(result)
                 if st.draft is not None or st.edit_rounds != rounds:
-                    # The user moved on to the next draft: leave its screen (and its live diff)
-                    # alone and only say what the previous edit taught.
-                    yield {p.inferred: inferred.replace("preference:", "preference (last edit):")}
+                    # The user moved on to the next draft: say what the previous edit taught.
+                    yield {
+                        self.page.inferred: inferred.replace(
+                            "preference:", "preference (last edit):"
+                        )
+                    }
                     return
-                yield {**saved, p.inferred: "\n\n".join(filter(None, [observed, inferred]))}
+                yield {self.page.inferred: "\n\n".join(filter(None, [observed, inferred]))}
                 return
             waited += LEARN_POLL_S
 
-    def submit(self, st: SessionState, edited: str, request: gr.Request | None = None) -> Updates:
+    def submit(
+        self, st: SessionState, edited: str, request: gr.Request | None = None
+    ) -> dict[Any, Any]:
         bind_user(st, request)
-        yield from self.finish(st, edited)
+        return self.finish(st, edited)
 
-    def accept(self, st: SessionState, request: gr.Request | None = None) -> Updates:
+    def accept(self, st: SessionState, request: gr.Request | None = None) -> dict[Any, Any]:
         bind_user(st, request)
-        yield from self.finish(st, None)
+        return self.finish(st, None)
 
     def retry_pending(self, st: SessionState, request: gr.Request | None = None) -> dict:
         bind_user(st, request)
@@ -319,7 +334,12 @@ def build(ctx: AppContext, state: gr.State) -> dict[str, Any]:
     result_outputs = [state, page.status, page.diff, page.distance, page.inferred, page.output_box]
     page.submit_btn.click(
         h.submit, [state, page.output_box], result_outputs, api_name="edit_submit"
-    )
+    ).then(
+        # Its own event: a click's event stays "pending" while it runs and the page drops the
+        # next click of a pending button, so watching inside the submit would hold the next
+        # edit behind this one's learning.
+        h.learned, [state], [page.inferred], show_progress="hidden", api_name="edit_learned"
+    )  # fmt: skip
     page.accept_btn.click(h.accept, [state], result_outputs, api_name="edit_accept")
     page.pending_btn.click(h.retry_pending, [state], [page.status], api_name="edit_retry_pending")
     # Typing shows the diff at once; only the last keystroke's request runs, and it runs beside
