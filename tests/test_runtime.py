@@ -224,3 +224,45 @@ def test_a_bundle_from_the_edit_engine_renders_what_the_app_would_send(
     rt = promptopt.load(write_export(text, tmp_path / "mail.json"))
     assert [p.text for p in app.applied] == ["bullet points"]
     assert rt.render(new.text) == app.messages
+
+
+def test_observed_preferences_are_retrieved_by_context_like_inferred_ones(
+    store: Store, client: Any, fake_llm: Any, fake_embedder: Any, tmp_path: Path
+) -> None:
+    """Two football reports turned into bullets make "bullet points" an observed preference
+    (verified here): the bundle links it to those rounds, so the runtime applies it to a new
+    football report, as the app does, and not to an unrelated input, though it is not pinned."""
+    from promptopt.edit import service as edit_service
+    from promptopt.projects import create_project
+
+    second = "football match report: the keeper saved a penalty late in the league game"
+    project = create_project(
+        store,
+        "sport",
+        "Summarise: {input}",
+        generator_model="fake",
+        optimizer_model="fake",
+        inputs=[SPORT_CONTEXT, second, SPORT_INPUT],
+    )
+    first, other, new = store.inputs.list(project.id)
+    service = edit_service.EditService(store, client, fake_embedder)
+    output = "The match ended late. The striker scored. Fans cheered loudly in the stadium."
+    for item in (first, other):
+        fake_llm.enqueue(["short"])
+        draft = service.prepare(project.id, ANNOTATOR, item.id)
+        service.submit_and_learn(draft, output, "- Match ended.\n- Striker scored.", ANNOTATOR)
+    observed = store.preferences.find_text(project.id, ANNOTATOR, "bullet points")
+    assert observed is not None and observed.kind == "observable" and not observed.pinned
+    store.preferences.update(observed.id, status="verified")
+    app = service.prepare(project.id, ANNOTATOR, new.id)
+    assert "bullet points" in [p.text for p in app.applied]
+
+    _, text = export_project(store, project.id, "bundle", ANNOTATOR, compare=None)
+    doc = json.loads(text)
+    assert any(observed.id in c.get("also", []) for c in doc["contexts"])
+    rt = promptopt.load(write_export(text, tmp_path / "sport.json"))
+    assert "bullet points" in [p.text for p in rt.preferences_for(new.text)]
+    assert "bullet points" not in rt.preference_text(DISTANT_INPUT)
+    store.preferences.update(observed.id, status="unverified")  # refused: not exported at all
+    _, text = export_project(store, project.id, "bundle", ANNOTATOR, compare=None)
+    assert all("also" not in c for c in json.loads(text)["contexts"])

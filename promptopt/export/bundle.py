@@ -6,12 +6,17 @@ Schema (version 1)::
      "prompt": {"template": "... {input} ...", "prompt_id": 3, "origin": "rephrase",
                 "chosen_by": "promoted"},
      "generation": {"model": "gpt-4o-mini", "temperature": 0.7, "max_tokens": 256},
-     "preferences": [{"id": 4, "text": "short sentences", "pinned": false, "count": 3}],
+     "preferences": [{"id": 4, "text": "short sentences", "pinned": false, "count": 3},
+                     {"id": 7, "text": "bullet points", "pinned": false, "count": 1}],
      "retrieval": {"embedding_model": "all-MiniLM-L6-v2", "dim": 384, "k": 5, "threshold": 0.45},
-     "contexts": [{"preference_id": 4, "vector": "<base64 of little-endian float32>"}],
+     "contexts": [{"preference_id": 4, "vector": "<base64 of little-endian float32>",
+                   "also": [7]}],
      "leaderboard": [{"prompt_id": 3, "text": "...", "utility": 1.2, "win_rate": 0.7, "votes": 9}],
      "provenance": {"project": "...", "exported_at": "...", "votes": 12, "edits": 5, ...}}
 
+A context is one past round: the preference inferred from it and, in ``also`` (optional), the
+observed preferences (bullets, a word limit...) that its revision is evidence for; the runtime
+retrieves both by similarity, as the app does.
 Vectors are base64 float32 so that they load back bit for bit (a JSON float list would round).
 Loading validates the whole document and says which field is wrong; a bundle written by a newer
 promptopt is refused with a message that says to upgrade.
@@ -28,7 +33,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from promptopt import __version__
-from promptopt.export.data import ExportData
+from promptopt.export.data import ContextVector, ExportData
 from promptopt.generation import PLACEHOLDER
 from promptopt.llm.secrets import public_url
 
@@ -90,6 +95,7 @@ class RetrievalSpec(_Model):
 class ContextSpec(_Model):
     preference_id: int | None  # None: a past round with no usable phrase (still a neighbour)
     vector: str  # base64 float32
+    also: list[int] = Field(default_factory=list)  # observed preferences this round supports
 
     def array(self) -> np.ndarray:
         try:
@@ -184,9 +190,7 @@ def build_bundle(data: ExportData) -> dict[str, Any]:
             "k": data.k,
             "threshold": data.threshold,
         },
-        "contexts": [
-            {"preference_id": c.preference_id, "vector": encode_vector(c.vector)} for c in contexts
-        ],
+        "contexts": [_context(c, live) for c in contexts],
         "leaderboard": [
             {
                 "prompt_id": r.prompt.id,
@@ -210,6 +214,17 @@ def build_bundle(data: ExportData) -> dict[str, Any]:
             "notes": data.notes,
         },
     }
+    return doc
+
+
+def _context(context: ContextVector, live: set[int]) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "preference_id": context.preference_id,
+        "vector": encode_vector(context.vector),
+    }
+    also = [i for i in context.also if i in live]
+    if also:  # absent when empty, so bundles without observed preferences are unchanged
+        doc["also"] = also
     return doc
 
 
@@ -252,11 +267,12 @@ def _check_vectors(bundle: Bundle, source: str) -> None:
     known = {p.id for p in bundle.preferences}
     dims = set()
     for c in bundle.contexts:
-        if c.preference_id is not None and c.preference_id not in known:
-            raise BundleError(
-                f"{source}: a context points to preference {c.preference_id}, which the bundle "
-                "does not contain. Export it again."
-            )
+        for pref_id in [c.preference_id, *c.also]:
+            if pref_id is not None and pref_id not in known:
+                raise BundleError(
+                    f"{source}: a context points to preference {pref_id}, which the bundle "
+                    "does not contain. Export it again."
+                )
         dims.add(c.array().shape[0])
     if len(dims) > 1 or (bundle.retrieval.dim is not None and dims - {bundle.retrieval.dim}):
         raise BundleError(f"{source}: its context vectors have different sizes. Export it again.")

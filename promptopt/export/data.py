@@ -18,7 +18,7 @@ import numpy as np
 
 from promptopt.compare.selection import tally
 from promptopt.compare.validate import leftover_placeholders
-from promptopt.storage import Store
+from promptopt.storage import NotFoundError, Store
 from promptopt.storage.models import Comparison, Edit, Preference, Project, Prompt
 
 log = logging.getLogger("promptopt.export")
@@ -48,6 +48,9 @@ class ContextVector:
     # takes one of the k neighbour slots, exactly as in the Edit engine's retrieval.
     preference_id: int | None
     vector: np.ndarray
+    # Observed preferences this round is evidence for (the fact holds in the user's revision),
+    # so that the runtime retrieves them by context as the app does.
+    also: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -292,14 +295,36 @@ def _contexts(
         )
     kept = [m for m in items if models[m.embedding_id] == model]
     vectors = store.embeddings.get_many([m.embedding_id for m in kept])
+    observed = _observed_by_edit(store, preferences)
     contexts = [
         ContextVector(
             preference_id=m.preference_id if m.preference_id in live else None,
             vector=vectors[m.embedding_id],
+            also=observed.get(m.edit_id, []) if m.edit_id is not None else [],
         )
         for m in kept
     ]
     return contexts, model
+
+
+def _observed_by_edit(store: Store, preferences: list[Preference]) -> dict[int, list[int]]:
+    """edit id -> the exported observed preferences whose fact that edit's revision satisfies
+    (their evidence lists the similar edits they were measured on)."""
+    from promptopt.edit.learning import fact_of
+
+    out: dict[int, list[int]] = {}
+    for pref in preferences:
+        fact = fact_of(pref)
+        if fact is None:
+            continue
+        for edit_id in pref.evidence.get("edits") or []:
+            try:
+                edited = store.edits.get(int(edit_id)).edited or ""
+            except (NotFoundError, TypeError, ValueError):
+                continue  # evidence of an edit that no longer exists
+            if edited.strip() and fact.check(edited):
+                out.setdefault(int(edit_id), []).append(pref.id)
+    return out
 
 
 def _embedding_model(store: Store, embedding_id: int) -> str:

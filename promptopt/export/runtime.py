@@ -11,6 +11,7 @@ instead, so that ``render`` stays offline, fast and deterministic.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -107,14 +108,25 @@ class PromptRuntime:
 
     # -- retrieval --------------------------------------------------------------------------
     def preferences_for(self, input_text: str) -> list[AppliedPreference]:
-        """Those of the k nearest contexts above the threshold, then the pinned ones (the
-        Edit engine's order)."""
+        """The observed preferences of the k nearest contexts above the threshold (those that
+        hold in the nearest one and in at least half of them, the app's rule), the phrases
+        inferred from those contexts, then the pinned ones."""
+        found = self._nearest(input_text)
         applied: list[AppliedPreference] = []
-        for pref_id, score in self.neighbours(input_text):
-            if pref_id is None or any(a.id == pref_id for a in applied):
-                continue
-            p = self._pref[pref_id]
-            applied.append(AppliedPreference(p.id, p.text, p.pinned, score))
+
+        def add(pref_id: int | None, score: float) -> None:
+            if pref_id is not None and all(a.id != pref_id for a in applied):
+                p = self._pref[pref_id]
+                applied.append(AppliedPreference(p.id, p.text, p.pinned, score))
+
+        if found:
+            also = self.bundle.contexts
+            support = Counter(i for row, _ in found for i in set(also[row].also))
+            for pref_id in also[found[0][0]].also:
+                if support[pref_id] * 2 >= len(found):
+                    add(pref_id, found[0][1])
+        for row, score in found:
+            add(None if self._ids[row] < 0 else int(self._ids[row]), score)
         seen = {a.id for a in applied}
         applied += [
             AppliedPreference(p.id, p.text, True, None)
@@ -126,6 +138,13 @@ class PromptRuntime:
     def neighbours(self, input_text: str) -> list[tuple[int | None, float]]:
         """(preference id or None, cosine) of the k most similar stored contexts at or above
         the threshold, best first; None marks a past round that left no usable phrase."""
+        return [
+            (None if self._ids[row] < 0 else int(self._ids[row]), score)
+            for row, score in self._nearest(input_text)
+        ]
+
+    def _nearest(self, input_text: str) -> list[tuple[int, float]]:
+        """(context row, cosine) of the k most similar contexts at or above the threshold."""
         if self._vectors.shape[0] == 0:
             return []
         query = np.asarray(self.embedder.encode([input_text]), dtype=np.float32).reshape(-1)
@@ -135,11 +154,7 @@ class PromptRuntime:
         part = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
         top = part[np.argsort(-scores[part], kind="stable")]
         threshold = self.bundle.retrieval.threshold
-        return [
-            (None if self._ids[i] < 0 else int(self._ids[i]), float(scores[i]))
-            for i in top
-            if scores[i] >= threshold
-        ]
+        return [(int(i), float(scores[i])) for i in top if scores[i] >= threshold]
 
     def preference_text(self, input_text: str) -> str:
         return join_preferences([a.text for a in self.preferences_for(input_text)])
