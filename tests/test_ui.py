@@ -350,3 +350,28 @@ def test_your_change_shows_a_hint_then_the_word_diff_as_text() -> None:
     assert shown.startswith("**Observed in your edits:**")
     assert "<i>" not in shown and "holds in 2 of 2" in shown
     assert observed_text(EditResult(edit, 1, 1, None, "pending")) == ""
+
+
+def test_once_learned_each_phrase_says_whether_it_is_applied_and_why_not() -> None:
+    from promptopt.storage.models import Edit, Preference
+    from promptopt.ui.tabs.edit import learned_text
+    from promptopt.workspace import EditResult, ProfileEntry
+
+    def entry(pid: int, phrase: str, status: str, **evidence: Any) -> ProfileEntry:
+        pref = Preference(id=pid, project_id=1, annotator="a", text=phrase, evidence=evidence)
+        return ProfileEntry(pref, 1, status)
+
+    refused = {"reason": "did not help on 1 earlier input(s): 32.0 words to change with it"}
+    profile = [
+        entry(1, "bullet points", "not verified", text="holds in 2 of 2", verification=refused),
+        entry(2, "*style* and format", "pending"),
+        entry(3, "unrelated", "verified"),
+    ]
+    edit = Edit(id=5, project_id=1, annotator="a", output="o", edited="e")
+    done = EditResult(edit, 1, 1, "*Style*  and format", "done")
+    text = learned_text(done, [1], profile)
+    assert "bullet points (holds in 2 of 2) — not verified: did not help on 1 earlier" in text
+    assert "\\*Style\\*  and format — not verified yet, so not applied" in text  # escaped
+    assert "unrelated" not in text
+    failed = EditResult(edit, 1, 1, None, "pending", error="timeout")
+    assert "the model call failed" in learned_text(failed, [], profile)

@@ -35,6 +35,8 @@ FOOTBALL = (8, 18)  # Crystal Palace, Middlesbrough: similar inputs by MiniLM (c
 MAX_TOKENS = 48  # three sentences' worth from the 135M model, short enough for 2 shared cores
 SEED = 0  # the generations are sampled (temperature 0.7) with this seed
 STATIC = ("markdown", "openai", "llm", "promptfoo")
+LOAD_TIMEOUT_MS = 60_000
+STEP_TIMEOUT_MS = 30_000  # a click's answer from a server whose cores the model keeps busy
 MODEL_TIMEOUT_MS = 150_000  # one generation on a loaded 2-core machine, model load included
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
 
@@ -100,11 +102,12 @@ def open_news(page: Any, app: RunningApp) -> tuple[int, list[int]]:
     )
     ids = [i.id for i in app.store.inputs.list(project.id)]
     page.goto(app.url)
-    expect()(page.locator("#banner")).to_contain_text("annotator")
+    # The page's load event waits for a server busy loading both models: give it time.
+    expect()(page.locator("#banner")).to_contain_text("annotator", timeout=LOAD_TIMEOUT_MS)
     page.locator("#project-open").locator("..").locator("input").first.click()
     page.get_by_role("option", name=re.compile("News: offline walk")).click()
     page.locator("#project-open").click()
-    expect()(page.locator("#banner")).to_contain_text("News: offline walk")
+    expect()(page.locator("#banner")).to_contain_text("News: offline walk", timeout=LOAD_TIMEOUT_MS)
     return project.id, [ids[k] for k in FOOTBALL]
 
 
@@ -121,9 +124,11 @@ def edit_round(page: Any, input_id: int, clock: Clock) -> tuple[str, str]:
     edited = bullets(output)
     box.fill(edited[:-1])
     box.press_sequentially(edited[-1])  # a keystroke, as a user types: the diff follows it
-    expect()(page.locator("#edit-diff")).not_to_contain_text("Your change shows here")
+    expect()(page.locator("#edit-diff")).not_to_contain_text(
+        "Your change shows here", timeout=STEP_TIMEOUT_MS
+    )
     box.press("Control+Enter")
-    expect()(status).to_contain_text("Saved")
+    expect()(status).to_contain_text("Saved", timeout=STEP_TIMEOUT_MS)
     clock.mark(f"input #{input_id}: edit saved")
     return output, edited
 
@@ -134,7 +139,9 @@ def export_text(page: Any, fmt: str) -> str:
     page.locator("#export-format input").click()
     page.get_by_role("option", name=FORMATS[fmt][0], exact=True).click()
     page.locator("#export-go").click()
-    expect()(page.locator("#export-status")).to_contain_text(f"{FORMATS[fmt][1]} (")
+    expect()(page.locator("#export-status")).to_contain_text(
+        f"{FORMATS[fmt][1]} (", timeout=STEP_TIMEOUT_MS
+    )
     with page.expect_download() as download:
         page.locator("#export-file a").first.click()
     return Path(download.value.path()).read_text(encoding="utf-8")
@@ -147,15 +154,19 @@ def test_bullets_walk_with_the_offline_model(offline_page: Any, offline_app: Run
     vectors = np.asarray(ws.embedder.encode([app.store.inputs.get(i).text for i in inputs]))
     assert float(vectors[0] @ vectors[1]) >= 0.2  # similar inputs by the app's own measure
     page.get_by_role("tab", name="Edit", exact=True).click()
-    expect()(page.locator("#edit-diff")).to_contain_text("Your change shows here")
+    expect()(page.locator("#edit-diff")).to_contain_text(
+        "Your change shows here", timeout=STEP_TIMEOUT_MS
+    )
 
     edit_round(page, inputs[0], clock)
     edit_round(page, inputs[1], clock)
     # Observed at once, before the model has inferred anything from the second edit.
     shown = page.locator("#edit-inferred")
-    expect()(shown).to_contain_text("Observed in your edits:")
-    expect()(shown).to_contain_text("bullet points (holds in 2 of 2")
-    expect()(shown).to_contain_text(re.compile(r"at most \d+ words \(holds in 2 of 2"))
+    expect()(shown).to_contain_text("Observed in your edits:", timeout=STEP_TIMEOUT_MS)
+    expect()(shown).to_contain_text("bullet points (holds in 2 of 2", timeout=STEP_TIMEOUT_MS)
+    expect()(shown).to_contain_text(
+        re.compile(r"at most \d+ words \(holds in 2 of 2"), timeout=STEP_TIMEOUT_MS
+    )
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "edit-offline-observed.png"), full_page=True)
     # The model is still learning from that edit; the page takes the next submit all the same
@@ -163,18 +174,31 @@ def test_bullets_walk_with_the_offline_model(offline_page: Any, offline_app: Run
     last = app.store.edits.list(project_id, "you")[-1]
     assert ws.wait_learned(last.id, "you", 0) is None
     page.locator("#edit-submit").click()
-    expect()(page.locator("#edit-status")).to_contain_text("Nothing to submit yet")
+    expect()(page.locator("#edit-status")).to_contain_text(
+        "Nothing to submit yet", timeout=STEP_TIMEOUT_MS
+    )
     page.get_by_role("tab", name="Profile", exact=True).click()
     table = page.locator("#profile-table")
-    expect()(table).to_contain_text("bullet points")
-    expect()(table).to_contain_text(re.compile(r"at most \d+ words"))
-    expect()(table).to_contain_text("holds in 2 of 2 of your edits on similar inputs")
+    expect()(table).to_contain_text("bullet points", timeout=STEP_TIMEOUT_MS)
+    expect()(table).to_contain_text(re.compile(r"at most \d+ words"), timeout=STEP_TIMEOUT_MS)
+    expect()(table).to_contain_text(
+        "holds in 2 of 2 of your edits on similar inputs", timeout=STEP_TIMEOUT_MS
+    )
     clock.mark("profile shows bullets and a word limit with their evidence")
     page.screenshot(path=str(SCREENSHOTS / "profile-offline.png"))
 
     for edit in app.store.edits.list(project_id, "you"):
         assert ws.wait_learned(edit.id, "you", 240) is not None, "learning did not finish"
     clock.mark("inference and verification of both edits finished")
+    # Learning visible where the user edits: each phrase says whether it will be applied.
+    page.get_by_role("tab", name="Edit", exact=True).click()
+    verdicts = page.locator("#edit-inferred")
+    expect()(verdicts).to_contain_text("Inferred preference:", timeout=MODEL_TIMEOUT_MS)
+    expect()(verdicts).not_to_contain_text("pending (inferring", timeout=STEP_TIMEOUT_MS)
+    expect()(verdicts).to_contain_text(
+        re.compile(r"bullet points \(holds in 2 of 2 .*\) — "), timeout=STEP_TIMEOUT_MS
+    )
+    page.screenshot(path=str(SCREENSHOTS / "edit-offline-learned.png"), full_page=True)
 
     profile = ws.profile(project_id, "you")
     for e in profile:

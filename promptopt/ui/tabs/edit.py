@@ -16,14 +16,14 @@ import gradio as gr
 from promptopt.ui.context import AppContext, user_message
 from promptopt.ui.formatting import Rate, escape_md, shorten, word_diff
 from promptopt.ui.state import SessionState, bind_user
-from promptopt.workspace import Draft, EditResult
+from promptopt.workspace import Draft, EditResult, ProfileEntry
 
 Updates = Iterator[dict[Any, Any]]
 # How long the page watches a background inference before it leaves "pending" on screen.
 LEARN_WATCH_S = 120.0
 LEARN_POLL_S = 0.25
 PENDING = "**Inferred preference:** pending (inferring in the background…)"
-WATCH = "edit-learning"  # SessionState.extra key: (edit id, observed text, round) being learned
+WATCH = "edit-learning"  # SessionState.extra key: (edit id, observed ids, round) being learned
 # "Your change" before there is one: what the panel will show (plain text, no category).
 DIFF_HINT: list[tuple[str, str | None]] = [
     ("Your change shows here word by word as you edit the output: removed words in red (-), "
@@ -79,6 +79,38 @@ def observed_text(result: EditResult | None) -> str:
         f"{escape_md(p.text)} ({escape_md(str(p.evidence.get('text') or ''))})" for p in observed
     )
     return f"**Observed in your edits:** {listed}"
+
+
+def _verdict(entry: ProfileEntry) -> str:
+    """Whether a phrase is applied to new outputs, and why not (the verification's reason)."""
+    reason = (entry.preference.evidence.get("verification") or {}).get("reason") or ""
+    if entry.status == "pending":
+        return "not verified yet, so not applied"
+    if entry.preference.pinned or not reason:
+        return entry.status
+    return f"{entry.status}: {reason}"
+
+
+def learned_text(result: EditResult, observed_ids: list[int], profile: list[ProfileEntry]) -> str:
+    """Once an edit is learned from: what it taught (observed with evidence, inferred), each
+    with whether it is applied to new outputs and why not, read from the profile."""
+    by_id = {e.preference.id: e for e in profile}
+    observed = [by_id[i] for i in observed_ids if i in by_id]
+    lines = []
+    if observed:
+        listed = "; ".join(
+            f"{escape_md(e.preference.text)} "
+            f"({escape_md(str(e.preference.evidence.get('text') or ''))}) "
+            f"— {escape_md(_verdict(e))}"
+            for e in observed
+        )
+        lines.append(f"**Observed in your edits:** {listed}")
+    inferred = preference_text(result)
+    key = " ".join((result.inferred or "").lower().split())
+    match = [e for e in profile if " ".join(e.preference.text.lower().split()) == key]
+    if result.status == "done" and key and match:
+        inferred += f" — {escape_md(_verdict(match[0]))}"
+    return "\n\n".join([*lines, inferred])
 
 
 def live_diff(original: str | None, edited: str | None) -> list[tuple[str, str | None]]:
@@ -259,7 +291,8 @@ class Handlers:
         changed = edited is not None and edited != original
         observed = observed_text(result)
         if result.status == "pending":
-            st.extra[WATCH] = (result.edit.id, observed, st.edit_rounds)
+            taught = [p.id for p in result.learned.observed] if result.learned else []
+            st.extra[WATCH] = (result.edit.id, taught, st.edit_rounds)
         return {
             self.state: st,
             p.status: "Saved. Press Next input for another round.",
@@ -275,21 +308,20 @@ class Handlers:
         watched = st.extra.get(WATCH)
         if watched is None:
             return
-        edit_id, observed, rounds = watched
+        edit_id, observed_ids, rounds = watched
         waited = 0.0
         while waited < LEARN_WATCH_S:
             result = self.ws.wait_learned(edit_id, st.annotator, LEARN_POLL_S)
             if result is not None:
-                inferred = preference_text(result)
+                try:
+                    profile = self.ws.profile(result.edit.project_id, st.annotator)
+                except Exception:  # the phrase is still worth showing without its verdict
+                    profile = []
+                text = learned_text(result, observed_ids, profile)
                 if st.draft is not None or st.edit_rounds != rounds:
-                    # The user moved on to the next draft: say what the previous edit taught.
-                    yield {
-                        self.page.inferred: inferred.replace(
-                            "preference:", "preference (last edit):"
-                        )
-                    }
-                    return
-                yield {self.page.inferred: "\n\n".join(filter(None, [observed, inferred]))}
+                    # The user moved on to the next draft: say which edit this is about.
+                    text = "**Learned from your last edit:**\n\n" + text
+                yield {self.page.inferred: text}
                 return
             waited += LEARN_POLL_S
 
