@@ -100,6 +100,10 @@ def test_cipher_learns_from_rule_user_with_fake_agent(tmp_path: Path, store: obj
     assert methods["cipher-3"]["preference_accuracy"] > 0.6
     assert methods["no-learning"]["preference_accuracy"] is None
     assert methods["icl-edit"]["tokens"] > methods["no-learning"]["tokens"]
+    for data in methods.values():  # the per-kind totals add up to the total
+        per_kind = data["cumulative_edit_distance_per_kind"]
+        assert set(per_kind) <= set(result["kinds"])
+        assert sum(per_kind.values()) == data["cumulative_edit_distance"]
 
 
 def test_cli_contract_writes_json_and_plot(tmp_path: Path) -> None:

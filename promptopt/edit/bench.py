@@ -244,9 +244,13 @@ def run_method(
     if service is not None:
         tokens += sum(service.meta_tokens.values())
     has_phrase = method == "oracle" or service is not None
+    by_kind: dict[str, int] = {}
+    for doc, distance in zip(rounds, distances, strict=False):
+        by_kind[doc.kind] = by_kind.get(doc.kind, 0) + distance
     return {
         "edit_distance_per_round": distances,
         "cumulative_edit_distance": int(sum(distances)),
+        "cumulative_edit_distance_per_kind": dict(sorted(by_kind.items())),
         "tokens": int(tokens),
         "preference_accuracy": (correct / len(rounds)) if has_phrase and rounds else None,
         "seconds": round(time.perf_counter() - started, 2),
@@ -364,7 +368,17 @@ def summary_table(result: dict[str, Any]) -> str:
             f"{'-' if acc is None else f'{acc:.2f}':>8} "
             f"{'-' if share is None else f'{share * 100:.0f}%':>13}"
         )
+    kinds = sorted({k for d in result["methods"].values() for k in d.get(_PER_KIND, {})})
+    if kinds:
+        lines.append("cumulative distance per kind:")
+        lines.append(f"{'method':<12} " + " ".join(f"{k[:16]:>16}" for k in kinds))
+        for method, data in result["methods"].items():
+            per = data.get(_PER_KIND, {})
+            lines.append(f"{method:<12} " + " ".join(f"{per.get(k, 0):>16}" for k in kinds))
     return "\n".join(lines)
+
+
+_PER_KIND = "cumulative_edit_distance_per_kind"
 
 
 # -- command line -----------------------------------------------------------------------------
