@@ -4,8 +4,11 @@ foreground priority the moment somebody waits for it, and a pair can be cut shor
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
+
+import pytest
 
 from promptopt.llm import FakeLLM
 from promptopt.workspace import ProjectForm, Workspace, make_parts, make_workspace
@@ -133,3 +136,75 @@ def test_cut_short_keeps_what_was_written_and_the_vote_records_it(store: Any) ->
     stored = ws.store.comparisons.list(project_id, "ann", source="vote")
     assert len(stored) == 1
     assert {stored[0].output_a, stored[0].output_b} == {left, right}
+
+
+# -- slow: the offline model ---------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_offline_model_a_promoted_pair_overtakes_a_running_one(store: Any) -> None:
+    """Two pairs made ahead rank alike, so the second waits for the first; promoted (a vote
+    showed it unfinished), it makes the running batch step aside between two tokens."""
+    from promptopt.llm import CallContext, Priority, create_client
+    from promptopt.llm.local import LocalBackend
+
+    backend = LocalBackend()
+    backend.load()
+    client = create_client(store)
+    client.register("local", backend)
+    essay = [{"role": "user", "content": "Write a long essay about the history of Rome."}]
+    running = client.stream_many(
+        [essay, essay],
+        model="local/smollm2",
+        params={"temperature": 0, "max_tokens": 160},
+        context=CallContext(purpose="compare", priority=Priority(ahead=True)),
+    )
+    done: dict[str, float] = {}
+
+    def read_running() -> None:
+        running[0].text()
+        done["running"] = time.monotonic()
+
+    reader = threading.Thread(target=read_running)
+    reader.start()
+    next(iter(running[1]))  # the first batch is decoding
+    waiting = Priority(ahead=True)
+    short = client.stream_many(
+        [[{"role": "user", "content": "Name one fruit."}]],
+        model="local/smollm2",
+        params={"temperature": 0, "max_tokens": 4},
+        context=CallContext(purpose="compare", priority=waiting),
+    )
+
+    def read_short() -> None:
+        short[0].text()
+        done["promoted"] = time.monotonic()
+
+    second = threading.Thread(target=read_short)
+    second.start()
+    time.sleep(0.5)
+    assert "promoted" not in done  # same rank: it waits
+    waiting.promote()
+    second.join(120)
+    reader.join(300)
+    running[1].text()
+    assert done["promoted"] < done["running"]
+
+
+@pytest.mark.slow
+def test_offline_model_cut_short_stops_both_outputs_at_once(store: Any) -> None:
+    ws = make_workspace(make_parts(store=store, fake_llm=True, fake_default=False, embedder="fake"))
+    project = ws.open_sample("news-summaries")
+    ws.seed_pool(project.id, "ann", more=0)
+    pending = ws.start_pair("s1", project.id, "ann")
+    assert wait_for(lambda: len(pending.left) >= 3 and len(pending.right) >= 3, timeout=120)
+    asked = time.monotonic()
+    assert ws.cut_pair("s1") is None
+    assert pending.wait(10) and pending.error is None and pending.cut_short
+    assert time.monotonic() - asked < 5
+    assert pending.duel is not None and pending.duel.output_a and pending.duel.output_b
+    calls = [c for c in ws.store.calls.list(project.id) if c.purpose == "compare"]
+    assert len(calls) == 2 and all(c.error == CUT_REASON and c.output for c in calls)
+    # The model is free again: the next pair is written in full.
+    again = ws.start_pair("s2", project.id, "ann")
+    assert again.wait(300) and again.error is None and not again.cut_short
