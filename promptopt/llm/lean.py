@@ -1,0 +1,328 @@
+"""A lean decoding forward for the offline model (the Llama architecture), on its own weights.
+
+Why not transformers' forward: at one token per step, a 135M model on one CPU core spends about a
+third of each step in Python and module overhead (hooks, cache objects, mask building), not in
+reading weights. This forward does the same arithmetic with a fraction of the calls: the query,
+key and value projections are one matrix, so are the gate and up projections, the key/value
+cache is preallocated, and only the last position's logits are computed.
+
+Weights (``LeanLlama(model, weights)``):
+- ``fp32`` / ``bf16``: the model's own weights, cast; ``fp32`` reproduces transformers' logits
+  (tested: allclose), which is what proves the architecture here right;
+- ``int8w``: weight-only int8, one symmetric scale per output channel, with bfloat16 activations
+  (``torch._weight_int8pack_mm``). Only the weights are rounded, never the activations, so a
+  sequence's output does not depend on the others in its batch (unlike torch's dynamic int8).
+  The tied embedding stays as it is for the lookup; its copy for the output head is quantised.
+  Reads a quarter of fp32's bytes per token.
+
+The key/value cache supports what batched decoding needs: left padding (a key mask per row),
+rows leaving the batch (``KVCache.keep``) and growing past its first size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+LEAN_WEIGHTS = ("fp32", "bf16", "int8w", "int4w")
+GROUP = 32  # int4w: weights per scale and zero, along the input dimension (GGUF's block)
+
+
+def _probe(kind: str) -> bool:
+    import torch
+
+    x = torch.ones(1, 64, dtype=torch.bfloat16)
+    if kind == "int8":
+        w = torch.ones(8, 64, dtype=torch.int8)
+        out = torch._weight_int8pack_mm(x, w, torch.ones(8, dtype=torch.bfloat16))
+    else:
+        q = torch.full((16, 64), 9, dtype=torch.int32)  # (9 - 8) * 1 + 0 = 1 each
+        packed = torch.ops.aten._convert_weight_to_int4pack_for_cpu(q, 1)
+        zeros = torch.zeros(64 // GROUP, 16, 2, dtype=torch.bfloat16)
+        zeros[..., 0] = 1.0
+        out = torch._weight_int4pack_mm_for_cpu(x, packed, GROUP, zeros)
+    return bool(out.shape[-1] in (8, 16) and float(out[0, 0]) == 64.0)
+
+
+def supported(weights: str) -> bool:
+    """Whether this torch has (and runs) the CPU kernels that ``weights`` needs."""
+    if weights in ("fp32", "bf16"):
+        return True
+    try:
+        return _probe("int8") and (weights == "int8w" or _probe("int4"))
+    except Exception:  # an old or partial build: the caller falls back to other weights
+        return False
+
+
+def quantise_int8(weight: Any) -> tuple[Any, Any]:
+    """(int8 weight, bf16 scale per output row): ``weight ≈ q * scale[:, None]``, each element
+    within half a step (``scale / 2``) of the original."""
+    import torch
+
+    w = weight.detach().float()
+    amax = w.abs().amax(dim=1).clamp(min=1e-12)
+    # The kernel takes bf16 scales; rounding the scale after choosing the integers would scale
+    # a whole row wrongly (up to 0.4 %), so the integers are chosen for the rounded scale.
+    scale = (amax / 127.0).to(torch.bfloat16)
+    low = scale.float() * 127.0 < amax
+    if bool(low.any()):  # rounded down: the row's largest weight would not fit in ±127
+        scale = torch.where(low, torch.nextafter(scale, torch.full_like(scale, 1.0)), scale)
+    q = torch.round(w / scale.float()[:, None]).clamp(-127, 127).to(torch.int8)
+    return q.contiguous(), scale.contiguous()
+
+
+def dequantise_int8(q: Any, scale: Any) -> Any:
+    return q.float() * scale.float()[:, None]
+
+
+def quantise_int4(weight: Any) -> tuple[Any, Any, Any]:
+    """(integers 0..15 ``[out, in]``, bf16 scales and zeros ``[out, in / GROUP]`` each):
+    ``weight ≈ (q - 8) * scale + zero`` per group of ``GROUP`` inputs, as torch's int4 kernel
+    computes. Each group's range is cut in 15 steps; for a GGUF Q4_1 tensor (16 levels per
+    block of 32, lowest and highest used) that is its own grid, so only the bf16 rounding of
+    scale and zero differs from the file."""
+    import torch
+
+    w = weight.detach().float()
+    out, inner = w.shape
+    groups = w.reshape(out, inner // GROUP, GROUP)
+    low, high = groups.amin(-1), groups.amax(-1)
+    scale = ((high - low) / 15).clamp(min=1e-12).to(torch.bfloat16)
+    zero = (low + 8 * scale.float()).to(torch.bfloat16)
+    # Integers chosen for the rounded scale and zero, which are what the kernel uses.
+    q = torch.round((groups - zero.float()[..., None]) / scale.float()[..., None] + 8)
+    return q.clamp(0, 15).reshape(out, inner).to(torch.int32), scale, zero
+
+
+def dequantise_int4(q: Any, scale: Any, zero: Any) -> Any:
+    out, inner = q.shape
+    groups = (q.float().reshape(out, inner // GROUP, GROUP) - 8) * scale.float()[..., None]
+    return (groups + zero.float()[..., None]).reshape(out, inner)
+
+
+class Linear:
+    """``x @ weight.T`` for weights of kind ``fp32``, ``bf16``, ``int8`` or ``int4``."""
+
+    def __init__(self, weight: Any, kind: str) -> None:
+        import torch
+
+        self.kind = kind
+        self.out_features = int(weight.shape[0])
+        self.scale: Any = None
+        if kind == "int8":
+            self.weight, self.scale = quantise_int8(weight)
+        elif kind == "int4":
+            q, scale, zero = quantise_int4(weight)
+            self.weight = torch.ops.aten._convert_weight_to_int4pack_for_cpu(q, 1)
+            # The kernel's layout: [in / GROUP, out, (scale, zero)].
+            self.scale = torch.stack([scale.t(), zero.t()], dim=-1).contiguous()
+        else:
+            dtype = torch.bfloat16 if kind == "bf16" else torch.float32
+            self.weight = weight.detach().to(dtype).contiguous()
+
+    def __call__(self, x: Any) -> Any:
+        import torch
+        import torch.nn.functional as F
+
+        if self.scale is None:
+            return F.linear(x, self.weight)
+        flat = x.reshape(-1, x.shape[-1])
+        if self.kind == "int8":
+            out = torch._weight_int8pack_mm(flat, self.weight, self.scale)
+        else:
+            out = torch._weight_int4pack_mm_for_cpu(flat, self.weight, GROUP, self.scale)
+        return out.reshape(*x.shape[:-1], self.out_features)
+
+
+@dataclass
+class Layer:
+    norm1: Any
+    qkv: Linear
+    out: Linear
+    norm2: Any
+    gate_up: Linear
+    down: Linear
+
+
+class KVCache:
+    """Keys and values of every layer, ``[batch, kv heads, capacity, head dim]``, filled to
+    ``length`` positions (the same for every row: rows are left-padded)."""
+
+    def __init__(
+        self, layers: int, heads: int, dim: int, capacity: int, dtype: Any, starts: list[int]
+    ) -> None:
+        import torch
+
+        shape = (len(starts), heads, capacity, dim)
+        self.k = [torch.zeros(shape, dtype=dtype) for _ in range(layers)]
+        self.v = [torch.zeros(shape, dtype=dtype) for _ in range(layers)]
+        self.length = 0
+        # Where each row's own tokens begin (its left padding); attention never reads before.
+        self.starts = list(starts)
+
+    @property
+    def capacity(self) -> int:
+        return int(self.k[0].shape[2])
+
+    def reserve(self, extra: int) -> None:
+        """Make room for ``extra`` more positions (doubling, so growth stays rare)."""
+        need = self.length + extra
+        if need <= self.capacity:
+            return
+        size = max(need, 2 * self.capacity)
+        for store in (self.k, self.v):
+            for i, old in enumerate(store):
+                new = old.new_zeros((old.shape[0], old.shape[1], size, old.shape[3]))
+                new[:, :, : self.length] = old[:, :, : self.length]
+                store[i] = new
+
+    def keep(self, rows: Any) -> None:
+        """Only these rows (an index tensor) go on; the others left the batch."""
+        self.starts = [self.starts[int(i)] for i in rows]
+        for store in (self.k, self.v):
+            for i, old in enumerate(store):
+                store[i] = old.index_select(0, rows)
+
+
+class LeanLlama:
+    """The forward of a transformers ``LlamaForCausalLM`` for decoding, on copies of its weights
+    (see the module's docstring). ``forward`` returns float32 logits of each row's last
+    position."""
+
+    def __init__(self, model: Any, weights: str) -> None:
+        import torch
+
+        if weights not in LEAN_WEIGHTS:
+            raise ValueError(f"weights must be one of {LEAN_WEIGHTS}, not {weights!r}")
+        config = model.config
+        self.weights = weights
+        self.dtype = torch.float32 if weights == "fp32" else torch.bfloat16
+        self.heads = int(config.num_attention_heads)
+        self.kv_heads = int(config.num_key_value_heads)
+        self.head_dim = int(getattr(config, "head_dim", None) or config.hidden_size // self.heads)
+        self.eps = float(config.rms_norm_eps)
+        inner = model.model
+        rotary = inner.rotary_emb
+        self.inv_freq = rotary.inv_freq.detach().float().cpu()
+        self.rope_scale = float(getattr(rotary, "attention_scaling", 1.0))
+        self.embed = inner.embed_tokens.weight.detach().to(self.dtype)
+        self.norm = inner.norm.weight.detach().to(self.dtype)
+        # int4w: the layers on GGUF's own 4-bit grid; the head (the tied embedding, 8-bit in
+        # the GGUF) in int8, where 4 bits would round it coarser than the file does.
+        kind = {"int8w": "int8", "int4w": "int4"}.get(weights, weights)
+        self.head = Linear(model.lm_head.weight, "int8" if weights == "int4w" else kind)
+        self.layers = [self._layer(layer, kind) for layer in inner.layers]
+
+    def _layer(self, layer: Any, weights: str) -> Layer:
+        import torch
+
+        att, mlp = layer.self_attn, layer.mlp
+        qkv = torch.cat([att.q_proj.weight, att.k_proj.weight, att.v_proj.weight])
+        gate_up = torch.cat([mlp.gate_proj.weight, mlp.up_proj.weight])
+        return Layer(
+            norm1=layer.input_layernorm.weight.detach().to(self.dtype),
+            qkv=Linear(qkv, weights),
+            out=Linear(att.o_proj.weight, weights),
+            norm2=layer.post_attention_layernorm.weight.detach().to(self.dtype),
+            gate_up=Linear(gate_up, weights),
+            down=Linear(mlp.down_proj.weight, weights),
+        )
+
+    def new_cache(self, capacity: int, starts: list[int]) -> KVCache:
+        """A cache for ``len(starts)`` rows, row ``b`` left-padded with ``starts[b]`` tokens."""
+        import torch
+
+        # float32 whatever the weights: the attention's small matmuls run several times faster
+        # in float32 than in bfloat16 on a CPU, and the cache is small (~46 kB a token).
+        return KVCache(
+            len(self.layers), self.kv_heads, self.head_dim, capacity, torch.float32, starts
+        )
+
+    def _rms(self, x: Any, weight: Any) -> Any:
+        import torch
+
+        # As transformers does: normalise in float32, scale in the weights' dtype.
+        h = x.float()
+        h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + self.eps)
+        return weight * h.to(x.dtype)
+
+    def forward(self, ids: Any, positions: Any, cache: KVCache) -> Any:
+        """``ids``/``positions``: ``[batch, new]``, appended to ``cache``. Left padding is known
+        to the cache (``starts``), so no mask: each row attends to its own tokens only, alone,
+        which keeps a row's arithmetic the same whatever its batch mates (see ``_attend``)."""
+        import torch
+
+        cache.reserve(ids.shape[1])
+        x = self.embed[ids]
+        cos, sin = self._rope(positions)
+        for i, layer in enumerate(self.layers):
+            x = x + self._attend(layer, self._rms(x, layer.norm1), cos, sin, cache, i)
+            h = layer.gate_up(self._rms(x, layer.norm2))
+            gate, up = h.chunk(2, dim=-1)
+            x = x + layer.down(torch.nn.functional.silu(gate) * up)
+        cache.length += ids.shape[1]
+        last = self._rms(x[:, -1, :], self.norm)
+        return self.head(last).float()
+
+    def _rope(self, positions: Any) -> tuple[Any, Any]:
+        import torch
+
+        freqs = positions[..., None].float() * self.inv_freq
+        emb = torch.cat((freqs, freqs), dim=-1)
+        cos = (emb.cos() * self.rope_scale).to(self.dtype)[:, None]
+        sin = (emb.sin() * self.rope_scale).to(self.dtype)[:, None]
+        return cos, sin
+
+    def _attend(self, layer: Layer, x: Any, cos: Any, sin: Any, cache: KVCache, index: int) -> Any:
+
+        batch, new, _ = x.shape
+        d, hq, hk = self.head_dim, self.heads, self.kv_heads
+        qkv = layer.qkv(x).view(batch, new, hq + 2 * hk, d).transpose(1, 2)
+        q, k, v = qkv.split([hq, hk, hk], dim=1)
+        q, k = _rotate(q, cos, sin), _rotate(k, cos, sin)
+        start, end = cache.length, cache.length + new
+        cache.k[index][:, :, start:end] = k
+        cache.v[index][:, :, start:end] = v
+        # One row at a time, on its own tokens only: a padded row then computes exactly what
+        # it would alone (masked padding still changes the kernel's blocking and rounding).
+        q = q.float()
+        out = q.new_zeros((batch, hq, new, d))  # padding queries keep zeros: never read
+        for b, first in enumerate(cache.starts):
+            begin = max(first, start)  # the row's first real query
+            keys = cache.k[index][b : b + 1, :, first:end]
+            values = cache.v[index][b : b + 1, :, first:end]
+            out[b, :, begin - start :] = self._rows_attention(
+                q[b : b + 1, :, begin - start :], keys, values
+            )[0]
+        return layer.out(out.transpose(1, 2).reshape(batch, new, hq * d).to(self.dtype))
+
+    def _rows_attention(self, q: Any, keys: Any, values: Any) -> Any:
+        """Causal attention of ``q`` (the last positions of ``keys``) for one row."""
+        import torch
+        import torch.nn.functional as F
+
+        _, hq, new, d = q.shape
+        hk, span = keys.shape[1], keys.shape[2]
+        group = hq // hk
+        if new == 1:
+            # Grouped-query attention without copying keys: the query heads that share a
+            # key/value head become that head's queries; one query sees every key. Three small
+            # matmuls: torch's fused CPU kernel costs ~0.3 ms a call at these sizes.
+            grouped = q.reshape(hk, group, d)
+            scores = torch.bmm(grouped, keys[0].transpose(1, 2)) * d**-0.5
+            return torch.bmm(torch.softmax(scores, dim=-1), values[0]).reshape(1, hq, 1, d)
+        keys = keys.repeat_interleave(group, dim=1)
+        values = values.repeat_interleave(group, dim=1)
+        if new == span:
+            return F.scaled_dot_product_attention(q, keys, values, is_causal=True)
+        # Queries at the end of a longer span: causal from the bottom right.
+        allowed = torch.ones(new, span, dtype=torch.bool).tril(span - new)
+        return F.scaled_dot_product_attention(q, keys, values, attn_mask=allowed)
+
+
+def _rotate(x: Any, cos: Any, sin: Any) -> Any:
+    import torch
+
+    half = x.shape[-1] // 2
+    rotated = torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+    return x * cos + rotated * sin
