@@ -13,13 +13,19 @@ it.
 The model is shared by every caller in the process, behind a ``ModelLock`` that serves callers
 waiting for the screen before background work, and lets a background batch step aside between
 two tokens when such a caller arrives.
+
+At interpreter exit every decode ends at its next token and the exit waits for it to leave
+torch (``stop_decoding``): a daemon thread still inside a torch kernel while the interpreter
+tears torch down aborts the process ("terminate called without an active exception").
 """
 
 from __future__ import annotations
 
+import atexit
 import inspect
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,6 +44,28 @@ def rank_of(urgency: Urgency) -> int:
     return min(max(int(value), 0), 2)
 
 
+EXIT_WAIT_S = 30.0  # at exit, the longest wait for a decode to reach its next token
+
+_STOPPING = threading.Event()
+_LOCKS: weakref.WeakSet[ModelLock] = weakref.WeakSet()
+
+
+def stop_decoding(timeout: float = EXIT_WAIT_S) -> bool:
+    """End every decode in this process at its next token and hold every model lock, so that no
+    thread is (or gets) inside the model afterwards. Registered to run at interpreter exit;
+    returns whether every lock was taken in time."""
+    _STOPPING.set()
+    deadline = time.monotonic() + timeout
+    taken = True
+    for lock in list(_LOCKS):
+        # Kept, not released: a job that was waiting must not start a decode now.
+        taken = lock.acquire(timeout=max(0.0, deadline - time.monotonic())) and taken
+    return taken
+
+
+atexit.register(stop_decoding)
+
+
 class ModelLock:
     """One model, one job at a time; jobs the user waits for go first, then pairs made ahead of
     the reader, then other background work (proposals, verification).
@@ -50,6 +78,7 @@ class ModelLock:
         self._cond = threading.Condition()
         self._held = False
         self._waiting = [0, 0, 0]  # waiters by rank
+        _LOCKS.add(self)
 
     def acquire(self, *, background: Urgency = False, timeout: float | None = None) -> bool:
         """``background`` may be a function: a waiter asks it again now and then, so a job
@@ -203,7 +232,7 @@ def _decode_locked(
                 row.tokens.append(token)
                 ended = token in eos
                 limit = len(row.tokens) >= row.request.params.max_tokens
-                final = ended or limit or row.cancel.is_set()
+                final = ended or limit or row.cancel.is_set() or _STOPPING.is_set()
                 delta = row.scanner.feed(row.text(tokenizer, ended), final=final)
                 if delta:
                     yield row.index, Chunk(text=delta)
