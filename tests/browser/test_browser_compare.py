@@ -94,6 +94,10 @@ def test_esc_cuts_a_pair_short_and_the_vote_keeps_what_was_written(
     )
     expect()(stop).to_be_visible()
     page.evaluate("() => document.activeElement && document.activeElement.blur()")
+    page.keyboard.press("1")  # too early: the page says what to do, and it stays to be read
+    expect()(page.locator("#compare-status")).to_contain_text("cut them short (Esc)")
+    page.wait_for_timeout(300)
+    expect()(page.locator("#compare-status")).to_contain_text("cut them short (Esc)")
     page.keyboard.press("Escape")
     expect()(page.locator("#compare-progress")).to_contain_text("Cut short", timeout=10_000)
     expect()(stop).to_be_hidden()

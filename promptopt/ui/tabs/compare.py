@@ -213,11 +213,12 @@ class Handlers:
                 p.left_box: left,
                 p.right_box: right,
                 p.progress: rate.text(what, tokens),
-                p.status: "Generating…",
-                p.retry_btn: gr.update(visible=False),
-                p.stop_btn: gr.update(visible=True),
             }
             if first:
+                # Once only: a key pressed meanwhile says what to do there, and must stay read.
+                update[p.status] = "Generating…"
+                update[p.retry_btn] = gr.update(visible=False)
+                update[p.stop_btn] = gr.update(visible=True)
                 update.update(extra)
                 update[self.state] = st
                 first = False
