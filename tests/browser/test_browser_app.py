@@ -167,6 +167,9 @@ def test_edits_into_bullets_show_an_observable_preference_with_evidence(
     expect()(table).to_contain_text("holds in 2 of 2 of your edits on similar inputs")
     expect()(table).to_contain_text("observed")
     shot(page, "profile-observed")
+    open_tab(page, "Edit")  # back on Edit, the input just edited is still the one picked
+    page.wait_for_timeout(1000)  # the tab's refresh (choices and pick) lands meanwhile
+    expect()(page.locator("#edit-pick input")).to_have_value(re.compile(r"^#\d+: "))
 
 
 def test_prompts_leaderboard(page: Any, open_project: Callable[[str], int]) -> None:

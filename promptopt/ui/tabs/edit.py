@@ -23,6 +23,7 @@ Updates = Iterator[dict[Any, Any]]
 LEARN_WATCH_S = 120.0
 LEARN_POLL_S = 0.25
 PENDING = "**Inferred preference:** pending (inferring in the background…)"
+LAST_INPUT = "edit-last-input"  # SessionState.extra key: the input of the last saved edit
 WATCH = "edit-learning"  # SessionState.extra key: (edit id, observed ids, round) being learned
 # "Your change" before there is one: what the panel will show (plain text, no category).
 DIFF_HINT: list[tuple[str, str | None]] = [
@@ -287,6 +288,7 @@ class Handlers:
         except Exception as exc:  # the edited text stays in the box
             return {p.status: f"⚠ The edit was not saved: {user_message(exc)} Submit again."}
         st.draft, st.draft_output = None, None
+        st.extra[LAST_INPUT] = draft.input.id
         st.edit_rounds += 1
         changed = edited is not None and edited != original
         observed = observed_text(result)
@@ -349,8 +351,12 @@ class Handlers:
         return {self.page.diff: live_diff(st.draft_output, edited)}
 
     def refresh(self, st: SessionState) -> dict[Any, Any]:
-        current = st.draft.input.id if st.draft is not None else None
-        return {self.page.pick: gr.update(choices=self.choices(st.project_id), value=current)}
+        choices = self.choices(st.project_id)
+        # The input on screen stays picked after its edit is saved (until another project).
+        current = st.draft.input.id if st.draft is not None else st.extra.get(LAST_INPUT)
+        if current not in [value for _, value in choices]:
+            current = None
+        return {self.page.pick: gr.update(choices=choices, value=current)}
 
 
 def build(ctx: AppContext, state: gr.State) -> dict[str, Any]:
