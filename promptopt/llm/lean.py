@@ -232,10 +232,11 @@ class LeanLlama:
         """A cache for ``len(starts)`` rows, row ``b`` left-padded with ``starts[b]`` tokens."""
         import torch
 
-        # float32 whatever the weights: the attention's small matmuls run several times faster
-        # in float32 than in bfloat16 on a CPU, and the cache is small (~46 kB a token).
+        # float64 whatever the weights: the attention's small matmuls run several times faster
+        # in a float type than in bfloat16 on a CPU, float64 makes a row's result independent
+        # of its batch mates (see ``_attend``), and the cache is small (~92 kB a token).
         return KVCache(
-            len(self.layers), self.kv_heads, self.head_dim, capacity, torch.float32, starts
+            len(self.layers), self.kv_heads, self.head_dim, capacity, torch.float64, starts
         )
 
     def _rms(self, x: Any, weight: Any) -> Any:
@@ -255,8 +256,10 @@ class LeanLlama:
         cache.reserve(ids.shape[1])
         x = self.embed[ids]
         cos, sin = self._rope(positions)
+        padding = _padding_bias(cache.starts, cache.length + ids.shape[1])
         for i, layer in enumerate(self.layers):
-            x = x + self._attend(layer, self._rms(x, layer.norm1), cos, sin, cache, i)
+            h = self._rms(x, layer.norm1)
+            x = x + self._attend(layer, h, cos, sin, cache, i, padding)
             h = layer.gate_up(self._rms(x, layer.norm2))
             gate, up = h.chunk(2, dim=-1)
             x = x + layer.down(torch.nn.functional.silu(gate) * up)
@@ -273,7 +276,10 @@ class LeanLlama:
         sin = (emb.sin() * self.rope_scale).to(self.dtype)[:, None]
         return cos, sin
 
-    def _attend(self, layer: Layer, x: Any, cos: Any, sin: Any, cache: KVCache, index: int) -> Any:
+    def _attend(
+        self, layer: Layer, x: Any, cos: Any, sin: Any, cache: KVCache, index: int, padding: Any
+    ) -> Any:
+        import torch
 
         batch, new, _ = x.shape
         d, hq, hk = self.head_dim, self.heads, self.kv_heads
@@ -283,9 +289,18 @@ class LeanLlama:
         start, end = cache.length, cache.length + new
         cache.k[index][:, :, start:end] = k
         cache.v[index][:, :, start:end] = v
-        # One row at a time, on its own tokens only: a padded row then computes exactly what
-        # it would alone (masked padding still changes the kernel's blocking and rounding).
-        q = q.float()
+        q = q.double()
+        if new == 1:
+            # Decoding: every row at once. Grouped-query attention without copying keys: the
+            # query heads that share a key/value head become that head's queries. Padding
+            # keys weigh exactly 0, and float64 sums make the longer (padded) reductions round
+            # like a row's own: a row gets the same bf16 result alone and in a batch (tested).
+            grouped = q.reshape(batch, hk, hq // hk, d)
+            keys, values = cache.k[index][:, :, :end], cache.v[index][:, :, :end]
+            scores = torch.matmul(grouped, keys.transpose(-1, -2)) * d**-0.5 + padding
+            out = torch.matmul(torch.softmax(scores, dim=-1), values)
+            return layer.out(out.reshape(batch, 1, hq * d).to(self.dtype))
+        # Prefill: one row at a time, on its own tokens only (once per request).
         out = q.new_zeros((batch, hq, new, d))  # padding queries keep zeros: never read
         for b, first in enumerate(cache.starts):
             begin = max(first, start)  # the row's first real query
@@ -297,20 +312,13 @@ class LeanLlama:
         return layer.out(out.transpose(1, 2).reshape(batch, new, hq * d).to(self.dtype))
 
     def _rows_attention(self, q: Any, keys: Any, values: Any) -> Any:
-        """Causal attention of ``q`` (the last positions of ``keys``) for one row."""
+        """Causal attention of ``q`` (several positions, the last of ``keys``) for one row."""
         import torch
         import torch.nn.functional as F
 
-        _, hq, new, d = q.shape
+        _, hq, new, _ = q.shape
         hk, span = keys.shape[1], keys.shape[2]
         group = hq // hk
-        if new == 1:
-            # Grouped-query attention without copying keys: the query heads that share a
-            # key/value head become that head's queries; one query sees every key. Three small
-            # matmuls: torch's fused CPU kernel costs ~0.3 ms a call at these sizes.
-            grouped = q.reshape(hk, group, d)
-            scores = torch.bmm(grouped, keys[0].transpose(1, 2)) * d**-0.5
-            return torch.bmm(torch.softmax(scores, dim=-1), values[0]).reshape(1, hq, 1, d)
         keys = keys.repeat_interleave(group, dim=1)
         values = values.repeat_interleave(group, dim=1)
         if new == span:
@@ -318,6 +326,15 @@ class LeanLlama:
         # Queries at the end of a longer span: causal from the bottom right.
         allowed = torch.ones(new, span, dtype=torch.bool).tril(span - new)
         return F.scaled_dot_product_attention(q, keys, values, attn_mask=allowed)
+
+
+def _padding_bias(starts: list[int], end: int) -> Any:
+    """``[batch, 1, 1, end]`` float64: -inf on each row's left padding, 0 on its tokens."""
+    import torch
+
+    before = torch.arange(end)[None, :] < torch.tensor(starts)[:, None]
+    bias = torch.zeros(before.shape, dtype=torch.float64).masked_fill(before, float("-inf"))
+    return bias[:, None, None, :]
 
 
 def _rotate(x: Any, cos: Any, sin: Any) -> Any:
