@@ -131,3 +131,27 @@ def test_accepting_an_output_written_with_a_waiting_phrase_verifies_it(
     later, text = _round(svc, project, store, NEWS[2])
     assert "bullet points" in [p.text for p in later.applied]
     assert text == bullets(LONG)
+
+
+def test_every_fact_is_named_back_from_its_phrase() -> None:
+    facts = [
+        Fact("max_words", "40"),
+        Fact("max_sentences", "3"),
+        Fact("bullets"),
+        Fact("numbered"),
+        Fact("plain"),
+        Fact("no_char", "!"),
+        Fact("no_char", ";"),
+        Fact("no_markdown"),
+        Fact("no_caps"),
+        Fact("second_person"),
+        Fact("no_first_person"),
+        Fact("end_question"),
+        Fact("start_with", "Verdict:"),
+        Fact("end_with", "Would you buy it?"),
+        Fact("replace", "utilize\tuse"),
+        Fact("remove", "in conclusion"),
+    ]
+    for fact in facts:
+        assert Fact.from_phrase(fact.phrase) == fact, fact
+    assert Fact.from_phrase("write in a flowery style") is None

@@ -99,6 +99,7 @@ def test_bundle_round_trip(store: Store, sample: Sample) -> None:
         "British spelling",
         "bullet points",
         "formal tone",
+        "mention the weather",  # the runtime retrieves it by context, as the app applies it
     ]
     assert bundle.preferences[0].pinned
     assert bundle.retrieval.embedding_model == "fake-hash-64"
@@ -484,3 +485,14 @@ def test_votes_csv_neutralises_formula_cells(store: Store, sample: Sample) -> No
     # JSONL is data, not a spreadsheet: it keeps the text exactly.
     jsonl = [json.loads(x) for x in export(store, sample, "votes-jsonl", None).splitlines()]
     assert sorted(r["comment"] for r in jsonl if r["comment"]) == sorted(payloads)
+
+
+def test_static_exports_never_state_a_phrase_backed_by_one_edit(
+    store: Store, sample: Sample
+) -> None:
+    # "mention the weather" is verified but backed by one edit: the app applies it to similar
+    # inputs (and so does the bundle's runtime), but no static format states it for every input.
+    for fmt in ("markdown", "openai", "llm", "promptfoo"):
+        text = export(store, sample, fmt)
+        assert "mention the weather" not in text, fmt
+        assert "bullet points" in text, fmt

@@ -109,11 +109,24 @@ def build_sample(store: Store, embedder: Any | None = None) -> Sample:
         edited="Bank shares fell.",
         status="accepted",
     )
+    replayed = {"verification": {"status": "verified", "replays": 2}}  # helped on 2 more edits
     sport = store.preferences.add(
-        project_id=pid, annotator=ANNOTATOR, text="bullet points", status="verified"
+        project_id=pid,
+        annotator=ANNOTATOR,
+        text="bullet points",
+        status="verified",
+        evidence=replayed,
     )
     finance = store.preferences.add(
-        project_id=pid, annotator=ANNOTATOR, text="formal tone", status="verified"
+        project_id=pid,
+        annotator=ANNOTATOR,
+        text="formal tone",
+        status="verified",
+        evidence=replayed,
+    )
+    # verified, but backed by one edit alone (accepted once): a guess, never exported
+    store.preferences.add(
+        project_id=pid, annotator=ANNOTATOR, text="mention the weather", status="verified"
     )
     # a one-off phrase that replaying did not support: shown in the app, never exported
     store.preferences.add(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import sys
 import tempfile
@@ -56,6 +57,7 @@ DEFAULT_DOCS = [
 ]
 ICL_EXAMPLE_CHARS = 1500
 ANNOTATOR = "simulated-user"
+BENCH_TIMEOUT_S = 1800.0
 
 
 @dataclass
@@ -462,7 +464,10 @@ def run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="promptopt-bench-") as tmp:
         store = open_store(args.db or Path(tmp) / "bench.db")
         fake = FakeLLM(default=FakeAgent(prefs)) if args.agent.startswith("fake") else None
-        client = create_client(store, fake=fake)
+        # A benchmark measures what learning saves, not latency: on a busy machine one slow
+        # generation must not end a run of many minutes (PROMPTOPT_LLM_TIMEOUT still rules).
+        timeout = float(os.environ.get("PROMPTOPT_LLM_TIMEOUT", BENCH_TIMEOUT_S))
+        client = create_client(store, fake=fake, timeout_s=timeout)
         user: SimUser
         if python_user is not None:
             user = python_user

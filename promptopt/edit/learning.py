@@ -125,11 +125,8 @@ class PreferenceLearner:
         for e in edits:
             facts: list[Fact] = []
             if e.status == "accepted" and e.applied_preference:
-                for phrase in e.applied_preference.split("; "):
-                    pref = self.store.preferences.find_text(e.project_id, e.annotator, phrase)
-                    fact = fact_of(pref) if pref is not None else None
-                    if fact is not None:
-                        facts.append(fact)
+                named = (Fact.from_phrase(p) for p in e.applied_preference.split("; "))
+                facts = [f for f in named if f is not None]
             out.append(facts)
         return out
 

@@ -230,11 +230,46 @@ class Fact:
         return {"kind": self.kind, "value": self.value}
 
     @classmethod
+    def from_phrase(cls, phrase: str) -> Fact | None:
+        """The fact a phrase of ``Fact.phrase`` names, or None for any other phrase."""
+        phrase = phrase.strip()
+        for kind in _PLAIN_KINDS:
+            if cls(kind, "!" if kind == "no_char" else "").phrase == phrase:
+                return cls(kind, "!" if kind == "no_char" else "")
+        for kind, pattern in _PHRASE_PATTERNS:
+            match = pattern.fullmatch(phrase)
+            if match:
+                value = "\t".join(reversed(match.groups())) if kind == "replace" else match[1]
+                return cls(kind, value)
+        return None
+
+    @classmethod
     def from_spec(cls, spec: dict[str, Any]) -> Fact:
         fact = cls(str(spec.get("kind", "")), str(spec.get("value", "")))
         fact.phrase  # noqa: B018 - raises KeyError on an unknown kind, before anyone uses it
         return fact
 
+
+_PLAIN_KINDS = (
+    "bullets",
+    "numbered",
+    "plain",
+    "no_char",
+    "no_markdown",
+    "no_caps",
+    "second_person",
+    "no_first_person",
+    "end_question",
+)
+_PHRASE_PATTERNS = (
+    ("max_words", re.compile(r"at most (\d+) words")),
+    ("max_sentences", re.compile(r"at most (\d+) sentences")),
+    ("replace", re.compile(r"write '(.+)' instead of '(.+)'", re.DOTALL)),
+    ("start_with", re.compile(r"start with '(.+)'", re.DOTALL)),
+    ("end_with", re.compile(r"end with '(.+)'", re.DOTALL)),
+    ("remove", re.compile(r"leave out '(.+)'", re.DOTALL)),
+    ("no_char", re.compile(r"no '(.+)'", re.DOTALL)),
+)
 
 _FIXES: dict[str, Callable[[str, str], str]] = {
     "replace": lambda v, t: _replace(t, *v.split("\t", 1)),

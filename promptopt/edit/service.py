@@ -81,7 +81,7 @@ class Draft:
     # A second draft with the observed preferences that wait for verification added; the one
     # that fits the user's past edits better is shown (``EditService.choose``).
     trial: str = ""
-    trial_added: list[Preference] = field(default_factory=list)  # what the second draft adds
+    trial_added: list[str] = field(default_factory=list)  # what the second draft adds
     trial_messages: list[dict[str, str]] = field(default_factory=list)
     checks: list[Fact] = field(default_factory=list)  # the observed preferences that apply here
     choice: Choice | None = None
@@ -238,7 +238,7 @@ class EditService:
     def choose(self, draft: Draft, texts: list[str]) -> str:
         """The draft to show (with the fixes the user switched on); the draft records which
         one it was and why, and its phrase becomes the one the edit was written with."""
-        choice = choose(texts, draft.checks, trial=[p.text for p in draft.trial_added])
+        choice = choose(texts, draft.checks, trial=draft.trial_added)
         draft.choice = choice
         if choice.index == 1:
             draft.preference, draft.messages = draft.trial, draft.trial_messages
@@ -249,8 +249,12 @@ class EditService:
         earned its place on their own history (verified), and the inferred one is linked to
         this round so that the next similar input retrieves it (observable ones are credited
         by the analysis). Returns that inferred phrase's id."""
-        chosen = draft.choice is not None and draft.choice.index == 1
-        used = [*draft.applied, *(draft.trial_added if chosen else [])]
+        used = list(draft.applied)
+        if draft.choice is not None and draft.choice.index == 1:
+            for phrase in draft.trial_added:
+                found = self.store.preferences.find_text(draft.project_id, draft.annotator, phrase)
+                if found is not None and not found.deleted:
+                    used.append(found)
         for pref in used:
             if pref.pinned or pref.status == VERIFIED:
                 continue
@@ -261,19 +265,24 @@ class EditService:
                 "replays": 0,
             }
             self.store.preferences.update(pref.id, status=VERIFIED, evidence=evidence)
-        return next((p.id for p in used if p.kind != "observable" and not p.pinned), None)
+        inferred = next((p for p in used if p.kind != "observable" and not p.pinned), None)
+        if inferred is None:
+            return None
+        return self.store.preferences.increment(inferred.id).id  # one more round stored it
 
     def _trial(
         self, sel: Selection, found: list[Any], prompt_text: str, item: Input
     ) -> dict[str, Any]:
-        """The second draft's phrase and messages: what is applied plus the relevant phrases
-        that wait for verification; and the yardstick that chooses between the drafts."""
+        """The second draft: what is applied plus what the user's similar past edits did
+        (one phrase per family, best supported first); that is also the yardstick that chooses
+        between the drafts."""
         checks = self.learner.yardstick(found)
-        waiting = [p for p, _ in sel.held_back]
-        if not waiting or not checks:
+        applied = set(sel.phrases)
+        added = [f.phrase for f in checks if f.phrase not in applied]
+        added = added[: max(1, MAX_APPLIED - len(sel.phrases))]
+        if not added:
             return {"checks": checks}
-        added = waiting[: max(1, MAX_APPLIED - len(sel.phrases))]
-        trial = join_phrases([*sel.phrases, *(p.text for p in added)])
+        trial = join_phrases([*sel.phrases, *added])
         messages = build_messages(prompt_text, item.text, preference=trial)
         return {"checks": checks, "trial": trial, "trial_added": added, "trial_messages": messages}
 

@@ -76,9 +76,13 @@ class ExportData:
     def votes(self) -> int:
         return sum(1 for c in self.comparisons if c.source != "edit")
 
+    def global_preferences(self) -> list[Preference]:
+        """What a static export may state for every input (see ``global_instruction``)."""
+        return [p for p in self.preferences if global_instruction(p)]
+
     def static_preferences(self) -> list[Preference]:
         pinned = [p for p in self.preferences if p.pinned]
-        others = [p for p in self.preferences if not p.pinned]
+        others = [p for p in self.global_preferences() if not p.pinned]
         room = max(0, STATIC_PREFERENCE_LIMIT - len(pinned))
         return pinned + others[:room]
 
@@ -250,6 +254,22 @@ def _preferences(store: Store, project_id: int, annotator: str | None) -> list[P
 
 def exportable(pref: Preference) -> bool:
     return bool(pref.pinned) or pref.status == "verified"
+
+
+def global_instruction(pref: Preference) -> bool:
+    """Fit for a static export, which applies it to every input: pinned, or backed by at least
+    two of the user's edits (a phrase from one edit is about that edit; the bundle's runtime
+    still retrieves it for similar inputs, as the app does)."""
+    return bool(pref.pinned) or support(pref) >= 2
+
+
+def support(pref: Preference) -> int:
+    """The user's edits behind a learned phrase: for an observed one, those that made the
+    change; otherwise the rounds that stored it plus the earlier inputs it was verified on."""
+    if pref.kind == "observable":
+        return int(pref.evidence.get("introduced") or 0)
+    verification = pref.evidence.get("verification") or {}
+    return int(pref.count or 0) + int(verification.get("replays") or 0)
 
 
 def _all_preferences(store: Store, project_id: int, annotator: str | None) -> list[Preference]:

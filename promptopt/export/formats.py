@@ -80,9 +80,9 @@ def to_markdown(data: ExportData, store: Store) -> str:
         fence,
         "",
     ]
-    if data.preferences:
+    if data.global_preferences():
         lines += ["## Learned preferences", ""]
-        for p in data.preferences:
+        for p in data.global_preferences():
             tag = "**pinned** " if p.pinned else "verified: "
             support = p.evidence.get("text") or f"from {p.count} round(s)"
             lines.append(f"- {tag}{_cell(p.text, 300)} ({_cell(str(support), 120)})")
@@ -248,7 +248,7 @@ def to_promptfoo(data: ExportData, store: Store) -> str:
         "providers": [{"id": provider, "config": config}],
         "tests": [{"vars": {"input": i.text}} for i in store.inputs.list(data.project.id)],
     }
-    checks = promptfoo_asserts(data.preferences)
+    checks = promptfoo_asserts(data.global_preferences())
     if checks:  # the observable preferences, checked on every output
         doc["defaultTest"] = {"assert": checks}
     header = (

@@ -41,7 +41,7 @@ def _drafts_text(draft: Draft) -> list[str]:
     if draft.choice is not None and draft.choice.note:
         return ["", escape_md(draft.choice.note)]
     if draft.choice is None and draft.trial_added:
-        listed = ", ".join(f"'{escape_md(p.text)}'" for p in draft.trial_added)
+        listed = ", ".join(f"'{escape_md(p)}'" for p in draft.trial_added)
         return [
             "",
             f"Also writing a second draft with {listed} added (not verified yet); the one that "
