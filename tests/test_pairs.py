@@ -208,3 +208,20 @@ def test_offline_model_cut_short_stops_both_outputs_at_once(store: Any) -> None:
     # The model is free again: the next pair is written in full.
     again = ws.start_pair("s2", project.id, "ann")
     assert again.wait(300) and again.error is None and not again.cut_short
+
+
+def test_a_pair_made_ahead_survives_new_candidates_joining_the_pool(store: Any) -> None:
+    """Proposals land while the user reads: the next vote rebuilds the engine's session, and
+    the pair reserved (and made) ahead is still the one shown, not a new one to wait for."""
+    ws = make_workspace(make_parts(store=store, fake_llm=True, embedder="fake"))
+    project_id = pool_of(ws)
+    first = ws.start_pair("s1", project_id, "ann")
+    assert first.wait(10) and first.duel is not None
+    ws.reserve_after("s1", first.duel, "ann")
+    follow = ws.compare.next_duel(project_id, "ann", after=first.duel)
+    ahead = ws.pairs.ahead("s1", follow.id)
+    assert ahead is not None and ahead.wait(10) and ahead.error is None
+    ws.add_candidate(project_id, "A proposal that arrived meanwhile: be brief.\n\n{input}")
+    outcome = ws.vote("s1", first.duel, "left", "ann")
+    assert outcome.pending is ahead and outcome.pending.duel is not None
+    assert outcome.pending.duel.id == follow.id

@@ -172,6 +172,12 @@ class CompareService:
         strategy = make_strategy(self.strategy_name, features, rng)
         session = Session(prompts=prompts, features=features, strategy=strategy)
         index = session.index()
+        if old is not None and old.queued is not None:
+            follow = old.queued[1]
+            if follow.prompt_a.id in index and follow.prompt_b.id in index:
+                # Candidates joined while the user read: the duel reserved to follow (its
+                # outputs made ahead, maybe complete) stays reserved, not chosen afresh.
+                session.queued = old.queued
         for c in self.store.comparisons.list(project_id, annotator, source="vote"):
             if c.input_id is not None:
                 session.input_uses[c.input_id] = session.input_uses.get(c.input_id, 0) + 1
