@@ -225,3 +225,25 @@ def test_a_pair_made_ahead_survives_new_candidates_joining_the_pool(store: Any) 
     outcome = ws.vote("s1", first.duel, "left", "ann")
     assert outcome.pending is ahead and outcome.pending.duel is not None
     assert outcome.pending.duel.id == follow.id
+
+
+def test_proposals_wait_for_compare_when_the_user_went_elsewhere_first(store: Any) -> None:
+    """A sample opened, then Edit at once: the head start stops, and the model's proposals do
+    not start behind the user's back (Edit's own work goes first); Compare starts them."""
+    ws = slow_workspace(store, delay_s=0.4)
+    fake = ws.client.backends["fake"]
+    assert isinstance(fake, FakeLLM)
+    project = ws.open_sample("informal-to-formal")
+    ws.prepare_first_pair("s1", project.id, "ann")
+    first = ws.pairs.first("s1")
+    assert first is not None and wait_for(lambda: first.duel is not None)
+    ws.leave_compare("s1")
+    assert first.wait(5) and first.cancelled.is_set()
+    seeded = ws.pool_size(project.id)  # the base and what the model-free operators wrote
+    time.sleep(1.0)
+    assert ws.pool_size(project.id) == seeded
+    assert not any(r.priority is None for r in fake.history)  # no proposal was asked for
+    shown = ws.start_pair("s1", project.id, "ann")  # Compare opens
+    assert shown is not first and shown.wait(20) and shown.error is None
+    assert wait_for(lambda: any(r.priority is None for r in fake.history))
+    assert wait_for(lambda: ws.pool_size(project.id) > seeded)

@@ -100,6 +100,10 @@ class Workspace:
         self.compare = CompareService(store, client, embedder, seed=seed)
         self.edit = EditService(store, client, embedder)
         self.pairs = PairPipeline(self.compare, client, self.generation_settings, describe_error)
+        # Projects whose first pair was prepared with a seeded pool: the model's proposals for
+        # them start once that pair is written (or when Compare opens, if it was stopped).
+        self._owed: set[tuple[int, str]] = set()
+        self._owed_lock = threading.Lock()
         self.learner = BackgroundLearner(self.edit.learn)
         self._export_dir = export_dir
         self._export_lock = threading.Lock()
@@ -357,7 +361,11 @@ class Workspace:
 
     def start_pair(self, session_id: str, project_id: int, annotator: str) -> PendingPair:
         """The pair to show when the screen opens (the engine's current one)."""
-        return self.pairs.show(session_id, project_id, annotator)
+        prepared = self.pairs.first(session_id)
+        pending = self.pairs.show(session_id, project_id, annotator)
+        if pending is not prepared:  # the head start was stopped: its proposals are still owed
+            self._propose_owed(project_id, annotator)
+        return pending
 
     def prepare_first_pair(self, session_id: str, project_id: int, annotator: str) -> bool:
         """The project was just opened: start its first pair now (seeding the pool first when
@@ -366,20 +374,29 @@ class Workspace:
         if self.compare_problem(project_id) is not None:
             return False
 
-        seeded: list[bool] = []
-
         def seed() -> None:
             if self.pool_size(project_id) < 2:
                 self.seed_pool(project_id, annotator, more=0)
-                seeded.append(True)
+                with self._owed_lock:
+                    self._owed.add((project_id, annotator))
+
+        made: list[PendingPair] = []
 
         def after() -> None:
-            # Only now: written alongside, the proposals would slow the pair the user awaits.
-            if seeded:
-                self.propose_later(project_id, annotator)
+            # Only now: written alongside, the proposals would slow the pair the user awaits;
+            # and not when the user went elsewhere (Edit's own work goes first): Compare owes them.
+            if not (made and made[0].cancelled.is_set()):
+                self._propose_owed(project_id, annotator)
 
-        self.pairs.prepare(session_id, project_id, annotator, before=seed, after=after)
+        made.append(self.pairs.prepare(session_id, project_id, annotator, before=seed, after=after))
         return True
+
+    def _propose_owed(self, project_id: int, annotator: str) -> None:
+        with self._owed_lock:
+            owed = (project_id, annotator) in self._owed
+            self._owed.discard((project_id, annotator))
+        if owed:
+            self.propose_later(project_id, annotator)
 
     def first_pair_on_its_way(self, session_id: str, project_id: int, annotator: str) -> bool:
         """Whether ``prepare_first_pair`` is making this project's first pair for the session."""
