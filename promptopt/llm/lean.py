@@ -230,14 +230,10 @@ class LeanLlama:
 
     def new_cache(self, capacity: int, starts: list[int]) -> KVCache:
         """A cache for ``len(starts)`` rows, row ``b`` left-padded with ``starts[b]`` tokens."""
-        import torch
-
-        # float64 whatever the weights: the attention's small matmuls run several times faster
-        # in a float type than in bfloat16 on a CPU, float64 makes a row's result independent
-        # of its batch mates (see ``_attend``), and the cache is small (~92 kB a token).
-        return KVCache(
-            len(self.layers), self.kv_heads, self.head_dim, capacity, torch.float64, starts
-        )
+        # In the activations' dtype: k and v come out of the projections in it, so a wider
+        # cache would hold the same values and only cost memory traffic (at 200 tokens it
+        # read more bytes per step than the int4 weights did, in float64).
+        return KVCache(len(self.layers), self.kv_heads, self.head_dim, capacity, self.dtype, starts)
 
     def _rms(self, x: Any, weight: Any) -> Any:
         import torch
@@ -296,7 +292,7 @@ class LeanLlama:
             # keys weigh exactly 0, and float64 sums make the longer (padded) reductions round
             # like a row's own: a row gets the same bf16 result alone and in a batch (tested).
             grouped = q.reshape(batch, hk, hq // hk, d)
-            keys, values = cache.k[index][:, :, :end], cache.v[index][:, :, :end]
+            keys, values = cache.k[index][:, :, :end].double(), cache.v[index][:, :, :end].double()
             scores = torch.matmul(grouped, keys.transpose(-1, -2)) * d**-0.5 + padding
             out = torch.matmul(torch.softmax(scores, dim=-1), values)
             return layer.out(out.reshape(batch, 1, hq * d).to(self.dtype))
@@ -304,8 +300,8 @@ class LeanLlama:
         out = q.new_zeros((batch, hq, new, d))  # padding queries keep zeros: never read
         for b, first in enumerate(cache.starts):
             begin = max(first, start)  # the row's first real query
-            keys = cache.k[index][b : b + 1, :, first:end]
-            values = cache.v[index][b : b + 1, :, first:end]
+            keys = cache.k[index][b : b + 1, :, first:end].double()
+            values = cache.v[index][b : b + 1, :, first:end].double()
             out[b, :, begin - start :] = self._rows_attention(
                 q[b : b + 1, :, begin - start :], keys, values
             )[0]
