@@ -25,6 +25,10 @@ from promptopt.edit.observe import Fact, apply_fixes
 # Words a person changes to meet a preference that has no exact fix (second person, a closing
 # question): about one short clause.
 UNFIXABLE_WORDS = 3
+# The estimate is rough (the model's wording also differs between drafts), so the second draft
+# must win clearly: at least this many words fewer to change, and this share of the first's.
+MIN_GAIN_WORDS = 2
+MIN_GAIN_SHARE = 0.1
 
 
 def effort(text: str, facts: Sequence[Fact]) -> int:
@@ -45,10 +49,13 @@ class Choice:
 
 
 def choose(texts: Sequence[str], facts: Sequence[Fact], trial: Sequence[str] = ()) -> Choice:
-    """The draft that leaves the fewest words to change; the first wins ties."""
+    """The draft that leaves clearly fewer words to change than the first; the first wins ties
+    and near-ties."""
     efforts = [effort(t, facts) for t in texts]
     met = [sum(1 for f in facts if f.check(t)) for t in texts]
     best = min(range(len(texts)), key=lambda i: (efforts[i], i)) if texts else 0
+    if best and efforts[0] - efforts[best] < max(MIN_GAIN_WORDS, MIN_GAIN_SHARE * efforts[0]):
+        best = 0
     choice = Choice(best, efforts, met)
     if len(texts) > 1 and facts:
         listed = ", ".join(f"'{p}'" for p in trial) or "your observed preferences"
@@ -60,7 +67,7 @@ def choose(texts: Sequence[str], facts: Sequence[Fact], trial: Sequence[str] = (
             )
         else:
             choice.note = (
-                f"A second draft with {listed} added fitted your past edits no better "
+                f"A second draft with {listed} added fitted your past edits no clearly better "
                 f"({efforts[1]} words to change against {efforts[0]}); shown: the first."
             )
     return choice
