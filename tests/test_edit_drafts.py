@@ -41,13 +41,7 @@ def test_choose_takes_the_draft_with_fewer_changes_and_the_first_on_ties() -> No
     better = choose([LONG, bullets(LONG)], facts, trial=["bullet points"])
     assert better.index == 1 and "bullet points" in better.note and better.met == [0, 1]
     tie = choose([LONG, LONG + " "], facts, trial=["bullet points"])
-    assert tie.index == 0 and "no clearly better" in tie.note
-    # a one-word estimated gain is within the estimate's noise: the first draft stays
-    near = choose(
-        ["One two three four five six. Seven eight.", "One two three four five six. Seven."],
-        [Fact("max_words", "6")],
-    )
-    assert near.efforts == [2, 1] and near.index == 0
+    assert tie.index == 0 and "no better" in tie.note
     assert choose([LONG], []).index == 0 and choose([LONG], []).note == ""
 
 

@@ -124,6 +124,8 @@ def build_sample(store: Store, embedder: Any | None = None) -> Sample:
         status="verified",
         evidence=replayed,
     )
+    for learned in (sport, finance):  # each inferred from two edits
+        store.preferences.increment(learned.id)
     # verified, but backed by one edit alone (accepted once): a guess, never exported
     store.preferences.add(
         project_id=pid, annotator=ANNOTATOR, text="mention the weather", status="verified"

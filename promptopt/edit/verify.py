@@ -28,13 +28,16 @@ STATUSES = (PENDING, VERIFIED, UNVERIFIED)
 # the phrase (and one without, the first time an input is replayed).
 DEFAULT_REPLAYS = 2
 DEFAULT_BUDGET = 6
+DEFAULT_MARGIN = 0.1
 
 
 @dataclass(frozen=True)
 class VerifyConfig:
     replays: int = DEFAULT_REPLAYS  # past inputs one phrase is replayed on
     budget: int = DEFAULT_BUDGET  # uncached generations per learned edit, all phrases together
-    margin: float = 0.0  # share by which the mean distance must fall (0: any fall)
+    # Share by which the mean distance must fall: a word or two either way is the noise of
+    # generating again on one or two inputs, not a phrase that helps.
+    margin: float = DEFAULT_MARGIN
 
     def __post_init__(self) -> None:
         if self.replays < 1 or self.budget < 0:

@@ -265,11 +265,11 @@ def global_instruction(pref: Preference) -> bool:
 
 def support(pref: Preference) -> int:
     """The user's edits behind a learned phrase: for an observed one, those that made the
-    change; otherwise the rounds that stored it plus the earlier inputs it was verified on."""
+    change; for another, the rounds that stored it (inferred from an edit, or used in an output
+    the user accepted). Replays that verified it say it helps, not that the user asked for it."""
     if pref.kind == "observable":
         return int(pref.evidence.get("introduced") or 0)
-    verification = pref.evidence.get("verification") or {}
-    return int(pref.count or 0) + int(verification.get("replays") or 0)
+    return int(pref.count or 0)
 
 
 def _all_preferences(store: Store, project_id: int, annotator: str | None) -> list[Preference]:
