@@ -7,7 +7,6 @@ which is its own browser tab as far as the app is concerned.
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -111,23 +110,20 @@ def test_edit_round_updates_the_profile_of_that_annotator_only(app: RunningApp) 
     assert table["data"][0][1] == "use formal register"
 
 
-def _head_start_written(app: RunningApp, timeout: float = 30.0) -> None:
-    """Opening a project starts its first pair in the background; wait until both outputs are
-    logged, so that a failure queued next reaches the call under test, not that pair."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if sum(1 for c in app.store.calls.list() if c.purpose == "compare") >= 2:
-            return
-        time.sleep(0.05)
-    raise AssertionError("the first pair was not written")
-
-
 def test_llm_error_is_readable_and_retry_keeps_going(app: RunningApp) -> None:
     client = session(app, "carol")
     client.predict(api_name="/open_sample_news_summaries")
-    _head_start_written(app)
-    app.fake.enqueue([LLMError("provider is down")])
-    failed = client.predict(api_name="/edit_next")
+
+    def down(request: Any) -> str:
+        raise LLMError("provider is down")
+
+    # Every call fails while the provider is down (not one queued failure, which the project's
+    # head-start pair, written in the background, may take first).
+    working, app.fake.default = app.fake.default, down
+    try:
+        failed = client.predict(api_name="/edit_next")
+    finally:
+        app.fake.default = working
     assert "provider is down" in failed[4] and "Retry" in failed[4]
     retried = client.predict(None, api_name="/edit_retry")
     assert retried[3] and "Edit the output" in retried[4]
