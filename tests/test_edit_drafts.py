@@ -11,19 +11,9 @@ from promptopt.edit.drafts import UNFIXABLE_WORDS, choose, effort
 from promptopt.edit.observe import Fact, aggregate
 from promptopt.edit.verify import VERIFIED
 from promptopt.llm.base import LLMRequest
+from tests.test_edit_learning import LONG, NEWS, bullets
 
-NEWS = [
-    "The city council voted on the new budget for schools and roads in the city today.",
-    "The city council approved the budget for roads and schools after a long vote today.",
-    "The city council debated the budget for schools and roads in the city hall today.",
-    "The city council passed the budget for roads and city schools on a vote today.",
-]
-LONG = "First point here. Second point here. Third point here. Fourth point here."
 RAMBLE = LONG + " And a fifth point. And a sixth one that nobody asked for at all."
-
-
-def bullets(text: str) -> str:
-    return "\n".join(f"- {s.strip()}." for s in text.split(".") if s.strip())
 
 
 # -- the yardstick ----------------------------------------------------------------------------
@@ -82,6 +72,13 @@ def _service(store: Any, client: Any, embedder: Any) -> tuple[EditService, Any]:
     return EditService(store, client, embedder, meta_model="fake", threshold=0.3), project
 
 
+def _after_one_bullet_edit(svc: EditService, project: Any, store: Any) -> tuple[Any, str]:
+    """The user turned the first output into bullets; the next similar input's draft."""
+    first, output = _round(svc, project, store, NEWS[0])
+    svc.submit_and_learn(first, output, bullets(LONG), "ann")
+    return _round(svc, project, store, NEWS[1])
+
+
 def test_after_one_edit_a_second_draft_tries_the_waiting_preference_and_wins(
     store: Any, client: Any, fake_llm: Any, fake_embedder: Any
 ) -> None:
@@ -106,9 +103,7 @@ def test_a_second_draft_that_fits_worse_is_never_shown(
 ) -> None:
     fake_llm.default = Agent("bullet points", helps=False)
     svc, project = _service(store, client, fake_embedder)
-    first, output = _round(svc, project, store, NEWS[0])
-    svc.submit_and_learn(first, output, bullets(LONG), "ann")
-    draft, shown = _round(svc, project, store, NEWS[1])
+    draft, shown = _after_one_bullet_edit(svc, project, store)
     assert draft.trial_messages  # it was tried
     assert draft.choice is not None and draft.choice.index == 0
     assert shown == LONG and draft.preference == ""
@@ -119,9 +114,7 @@ def test_accepting_an_output_written_with_a_waiting_phrase_verifies_it(
 ) -> None:
     fake_llm.default = Agent("bullet points")
     svc, project = _service(store, client, fake_embedder)
-    first, output = _round(svc, project, store, NEWS[0])
-    svc.submit_and_learn(first, output, bullets(LONG), "ann")
-    draft, shown = _round(svc, project, store, NEWS[1])
+    draft, shown = _after_one_bullet_edit(svc, project, store)
     result = svc.accept(draft, shown, "ann")
     assert result.status == "accepted"
     phrase = store.preferences.find_text(project.id, "ann", "bullet points")
