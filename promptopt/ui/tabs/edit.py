@@ -7,6 +7,7 @@ your similar edits (observed, no LLM); the preference is inferred in the backgro
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -16,7 +17,7 @@ import gradio as gr
 from promptopt.ui.context import AppContext, user_message
 from promptopt.ui.formatting import Rate, escape_md, shorten, word_diff
 from promptopt.ui.state import SessionState, bind_user
-from promptopt.workspace import Draft, EditResult, ProfileEntry
+from promptopt.workspace import POLL_S, Draft, EditResult, ProfileEntry
 
 Updates = Iterator[dict[Any, Any]]
 # How long the page watches a background inference before it leaves "pending" on screen.
@@ -242,12 +243,16 @@ class Handlers:
             # Two drafts (one batch) when observed preferences wait for verification: the first
             # streams, the better-fitting one is shown at the end.
             responses = self.ws.generate_drafts(draft)
+            shown = 0.0
             for delta in responses[0]:
                 parts.append(delta)
-                yield {
-                    p.output_box: "".join(parts),
-                    p.status: rate.text(_writing(len(responses)), len(parts)),
-                }
+                # At most one update per POLL_S, as Compare: each costs CPU the model lacks.
+                if time.monotonic() - shown >= POLL_S:
+                    shown = time.monotonic()
+                    yield {
+                        p.output_box: "".join(parts),
+                        p.status: rate.text(_writing(len(responses)), len(parts)),
+                    }
             texts = ["".join(parts), *(r.text() for r in responses[1:])]
             for response in responses:
                 response.completion()
