@@ -286,10 +286,9 @@ class LeanLlama:
 
         x = self.embed[ids]
         cos, sin = self._rope(positions)
-        padding = _padding_bias(cache.starts, cache.length + 1)
         for i, layer in enumerate(self.layers):
             h = self._rms(x, layer.norm1)
-            x = x + self._attend(layer, h, cos, sin, cache, i, padding)
+            x = x + self._attend(layer, h, cos, sin, cache, i)
             h = layer.gate_up(self._rms(x, layer.norm2))
             gate, up = h.chunk(2, dim=-1)
             x = x + layer.down(torch.nn.functional.silu(gate) * up)
@@ -334,13 +333,12 @@ class LeanLlama:
         sin = (emb.sin() * self.rope_scale).to(self.dtype)[:, None]
         return cos, sin
 
-    def _attend(
-        self, layer: Layer, x: Any, cos: Any, sin: Any, cache: KVCache, index: int, padding: Any
-    ) -> Any:
-        """A decoding step's attention, every row at once. Grouped-query attention without
-        copying keys: the query heads that share a key/value head become that head's queries.
-        Padding keys weigh exactly 0, and float64 sums make the longer (padded) reductions round
-        like a row's own: a row gets the same bf16 result alone and in a batch (tested)."""
+    def _attend(self, layer: Layer, x: Any, cos: Any, sin: Any, cache: KVCache, index: int) -> Any:
+        """A decoding step's attention. Each row attends alone, to its own keys only (its
+        padding sliced off), in fp32: the same shapes and arithmetic as when it is decoded
+        alone, so a row gets the same result alone and in a batch (tested). Grouped-query
+        attention without copying keys: the query heads that share a key/value head become that
+        head's queries."""
         import torch
 
         batch = x.shape[0]
@@ -351,10 +349,13 @@ class LeanLlama:
         end = cache.length + 1
         cache.k[index][:, :, cache.length : end] = k
         cache.v[index][:, :, cache.length : end] = v
-        grouped = q.double().reshape(batch, hk, hq // hk, d)
-        keys, values = cache.k[index][:, :, :end].double(), cache.v[index][:, :, :end].double()
-        scores = torch.matmul(grouped, keys.transpose(-1, -2)) * d**-0.5 + padding
-        out = torch.matmul(torch.softmax(scores, dim=-1), values)
+        grouped = q.float().reshape(batch, hk, hq // hk, d)
+        out = grouped.new_empty(grouped.shape)
+        for b, first in enumerate(cache.starts):
+            keys = cache.k[index][b, :, first:end].float()
+            values = cache.v[index][b, :, first:end].float()
+            scores = torch.matmul(grouped[b], keys.transpose(-1, -2)) * d**-0.5
+            out[b] = torch.matmul(torch.softmax(scores, dim=-1), values)
         return layer.out(out.reshape(batch, 1, hq * d).to(self.dtype))
 
     def _rows_attention(self, q: Any, keys: Any, values: Any) -> Any:
@@ -372,15 +373,6 @@ class LeanLlama:
         # Queries at the end of a longer span: causal from the bottom right.
         allowed = torch.ones(new, span, dtype=torch.bool).tril(span - new)
         return F.scaled_dot_product_attention(q, keys, values, attn_mask=allowed)
-
-
-def _padding_bias(starts: list[int], end: int) -> Any:
-    """``[batch, 1, 1, end]`` float64: -inf on each row's left padding, 0 on its tokens."""
-    import torch
-
-    before = torch.arange(end)[None, :] < torch.tensor(starts)[:, None]
-    bias = torch.zeros(before.shape, dtype=torch.float64).masked_fill(before, float("-inf"))
-    return bias[:, None, None, :]
 
 
 def _rotate(x: Any, cos: Any, sin: Any) -> Any:
