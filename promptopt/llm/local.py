@@ -12,23 +12,24 @@ again, in another virtual environment or by a CI run, reuses it. The folder is w
 temporary name and renamed into place, so a crash never leaves half a cache. The cache is per
 machine (per user), not per PROMPTOPT_HOME: every project folder shares it.
 
-Weights in memory (``PROMPTOPT_LOCAL_WEIGHTS``), on a CPU with native bfloat16 (AVX512-BF16 or
-AMX): ``int4w`` by default, decoded by the lean forward (``promptopt.llm.lean``): the 30 layers
-in 4 bits per weight with a scale and zero per 32 inputs (the GGUF's own Q4_1 grid: its blocks
-come back exactly but for the bf16 rounding of scale and zero), the tied output head in int8 per
-output channel (the GGUF's embedding is 8-bit), activations and the key/value cache in bf16,
-attention in fp32, each row on its own keys. Only weights are rounded, never activations, so a
-sequence's text does not depend on its batch mates (tested: bit-identical logits alone and in a batch). Measured against
-fp32 on 30 prompts' first token: int4w agrees 28/30, top-5 overlap 143/150, mean KL 0.0035;
-``int8w`` (every linear in int8 per output channel, same lean forward) 28/30, 138/150, 0.0093;
-the previous default ``bf16`` (transformers' forward) 29/30, 144/150, 0.0020. Speed: see the
-README (``promptopt bench pair``); int4w reads about an eighth of fp32's bytes per token.
-Elsewhere the default is ``fp32`` (the int kernels take bf16 activations, emulated and slow
-without native bf16), and ``bf16`` on a GPU (transformers' forward, unchanged). ``bf16``,
-``fp32`` and ``int8`` on a CPU use transformers' forward; ``int8`` (torch's dynamic quantisation,
-which also quantises activations per batch) damaged this small model's answers and is kept for
-experiments only. Several requests are decoded as one batch (see
-``promptopt.llm.local_decode``).
+Weights in memory (``PROMPTOPT_LOCAL_WEIGHTS``), on a CPU with native bfloat16 (AVX512-BF16 or AMX):
+``int4w`` by default, decoded by the lean forward (``promptopt.llm.lean``): the 30 layers in 4 bits
+per weight with a scale and zero per 32 inputs (the GGUF's own Q4_1 grid: its blocks come back
+exactly but for the bf16 rounding of scale and zero), the tied output head in int8 per output
+channel (the GGUF's embedding is 8-bit), activations and the key/value cache in bf16, attention in
+fp32, each row on its own keys. Only weights are rounded, never activations, so a sequence's text
+does not depend on its batch mates (tested: bit-identical logits alone and in a batch). Measured
+against fp32 on 30 prompts' first token: int4w agrees 28/30, top-5 overlap 143/150, mean KL 0.0035;
+``int8w`` (every linear in int8 per output channel, same lean forward) 28/30, 138/150, 0.0093; the
+previous default ``bf16`` (transformers' forward) 29/30, 144/150, 0.0020. Those figures predate the
+bf16 prompt path (``lean.Linear.many``); on 30 news prompts (10 articles, 3 asks) int4w gave 29/30,
+142/150, 0.0039 before it and 29/30, 146/150, 0.0037 with it. Speed: see the README (``promptopt
+bench pair``); int4w reads about an eighth of fp32's bytes per token. Elsewhere the default is
+``fp32`` (the int kernels take bf16 activations, emulated and slow without native bf16), and
+``bf16`` on a GPU (transformers' forward, unchanged). ``bf16``, ``fp32`` and ``int8`` on a CPU use
+transformers' forward; ``int8`` (torch's dynamic quantisation, which also quantises activations per
+batch) damaged this small model's answers and is kept for experiments only. Several requests are
+decoded as one batch (see ``promptopt.llm.local_decode``).
 
 Model names: ``local/smollm2`` and ``local``. Cache folder: ``$PROMPTOPT_MODEL_CACHE/
 smollm2-135m-instruct`` when that variable is set, else ``<user cache>/promptopt/models/
