@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from promptopt.llm import FakeLLM
-from promptopt.workspace import ProjectForm, Workspace, make_parts, make_workspace
+from promptopt.workspace import Duel, ProjectForm, Workspace, make_parts, make_workspace
 from promptopt.workspace.fakes import reply
 from promptopt.workspace.pairs import CUT_REASON, PendingPair
 
@@ -90,17 +90,26 @@ def test_leaving_or_switching_projects_stops_the_first_pair(store: Any) -> None:
     assert second.wait(5) and second.cancelled.is_set() and ws.pairs.first("s1") is None
 
 
+def reserved_after_first(
+    ws: Workspace, project_id: int, timeout: float
+) -> tuple[PendingPair, Duel, PendingPair]:
+    """The first pair shown (complete), the duel reserved after it, and its pair made ahead."""
+    first = ws.start_pair("s1", project_id, "ann")
+    assert first.wait(timeout) and first.duel is not None
+    ws.reserve_after("s1", first.duel, "ann")
+    follow = ws.compare.next_duel(project_id, "ann", after=first.duel)
+    ahead = ws.pairs.ahead("s1", follow.id)
+    assert ahead is not None
+    return first, follow, ahead
+
+
 def test_a_reserved_pair_promoted_by_a_vote_runs_in_the_foreground(store: Any) -> None:
     ws = slow_workspace(store, delay_s=0.6)
     fake = ws.client.backends["fake"]
     assert isinstance(fake, FakeLLM)
     project_id = pool_of(ws)
-    first = ws.start_pair("s1", project_id, "ann")
-    assert first.wait(20) and first.duel is not None
-    ws.reserve_after("s1", first.duel, "ann")
-    follow = ws.compare.next_duel(project_id, "ann", after=first.duel)
-    ahead = ws.pairs.ahead("s1", follow.id)
-    assert ahead is not None and ahead.background and not ahead.done.is_set()
+    first, _, ahead = reserved_after_first(ws, project_id, timeout=20)
+    assert ahead.background and not ahead.done.is_set()
     assert wait_for(lambda: sum(1 for r in fake.history if r.priority is ahead.priority) == 2)
     mine = [r for r in fake.history if r.priority is ahead.priority]
     assert all(r.is_background() for r in mine)
@@ -215,12 +224,8 @@ def test_a_pair_made_ahead_survives_new_candidates_joining_the_pool(store: Any) 
     the pair reserved (and made) ahead is still the one shown, not a new one to wait for."""
     ws = make_workspace(make_parts(store=store, fake_llm=True, embedder="fake"))
     project_id = pool_of(ws)
-    first = ws.start_pair("s1", project_id, "ann")
-    assert first.wait(10) and first.duel is not None
-    ws.reserve_after("s1", first.duel, "ann")
-    follow = ws.compare.next_duel(project_id, "ann", after=first.duel)
-    ahead = ws.pairs.ahead("s1", follow.id)
-    assert ahead is not None and ahead.wait(10) and ahead.error is None
+    first, follow, ahead = reserved_after_first(ws, project_id, timeout=10)
+    assert ahead.wait(10) and ahead.error is None
     ws.add_candidate(project_id, "A proposal that arrived meanwhile: be brief.\n\n{input}")
     outcome = ws.vote("s1", first.duel, "left", "ann")
     assert outcome.pending is ahead and outcome.pending.duel is not None
