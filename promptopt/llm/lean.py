@@ -282,23 +282,18 @@ class LeanLlama:
 
     def _step(self, ids: Any, positions: Any, cache: KVCache) -> Any:
         """One new token per row, every row at once."""
-        import torch
 
         x = self.embed[ids]
         cos, sin = self._rope(positions)
         for i, layer in enumerate(self.layers):
-            h = self._rms(x, layer.norm1)
-            x = x + self._attend(layer, h, cos, sin, cache, i)
-            h = layer.gate_up(self._rms(x, layer.norm2))
-            gate, up = h.chunk(2, dim=-1)
-            x = x + layer.down(torch.nn.functional.silu(gate) * up)
+            x = x + self._attend(layer, self._rms(x, layer.norm1), cos, sin, cache, i)
+            x = x + self._mlp(layer, x, prompt=False)
         return self.head(self._rms(x[:, -1, :], self.norm)).float()
 
     def _prompt(self, row: int, ids: Any, positions: Any, cache: KVCache) -> Any:
         """Row ``row``'s own new tokens (its padding skipped), alone: the same shapes, and so
         the same arithmetic, as when it is decoded alone. A prompt is compute-bound, so rows
         gain nothing from sharing a product, and padding costs nothing here."""
-        import torch
 
         begin = max(cache.starts[row], cache.length)  # the row's first real position here
         skip = begin - cache.length
@@ -306,23 +301,37 @@ class LeanLlama:
         cos, sin = self._rope(positions[row : row + 1, skip:])
         end = cache.length + ids.shape[1]
         first = cache.starts[row]
-        d, hq, hk = self.head_dim, self.heads, self.kv_heads
         new = x.shape[1]
         for i, layer in enumerate(self.layers):
-            h = self._rms(x, layer.norm1)
-            qkv = layer.qkv.many(h).view(1, new, hq + 2 * hk, d).transpose(1, 2)
-            q, k, v = qkv.split([hq, hk, hk], dim=1)
-            q, k = _rotate(q, cos, sin), _rotate(k, cos, sin)
-            cache.k[i][row : row + 1, :, begin:end] = k
-            cache.v[i][row : row + 1, :, begin:end] = v
+            qkv = layer.qkv.many(self._rms(x, layer.norm1))
+            q = self._project(qkv, cos, sin, cache, i, slice(row, row + 1), begin)
             keys = cache.k[i][row : row + 1, :, first:end].float()
             values = cache.v[i][row : row + 1, :, first:end].float()
             out = self._rows_attention(q.float(), keys, values)
-            x = x + layer.out.many(out.transpose(1, 2).reshape(1, new, hq * d).to(self.dtype))
-            h = layer.gate_up.many(self._rms(x, layer.norm2))
-            gate, up = h.chunk(2, dim=-1)
-            x = x + layer.down.many(torch.nn.functional.silu(gate) * up)
+            x = x + layer.out.many(out.transpose(1, 2).reshape(1, new, -1).to(self.dtype))
+            x = x + self._mlp(layer, x, prompt=True)
         return self.head(self._rms(x[:, -1, :], self.norm)).float()
+
+    def _project(
+        self, qkv: Any, cos: Any, sin: Any, cache: KVCache, index: int, rows: slice, at: int
+    ) -> Any:
+        """Split the fused projection ``[rows, new, ...]`` into heads, rotate queries and keys,
+        store keys and values in ``cache`` from position ``at``; returns the queries."""
+        d, hq, hk = self.head_dim, self.heads, self.kv_heads
+        batch, new = qkv.shape[0], qkv.shape[1]
+        q, k, v = qkv.view(batch, new, hq + 2 * hk, d).transpose(1, 2).split([hq, hk, hk], dim=1)
+        q, k = _rotate(q, cos, sin), _rotate(k, cos, sin)
+        cache.k[index][rows, :, at : at + new] = k
+        cache.v[index][rows, :, at : at + new] = v
+        return q
+
+    def _mlp(self, layer: Layer, x: Any, *, prompt: bool) -> Any:
+        import torch
+
+        h = self._rms(x, layer.norm2)
+        gate, up = (layer.gate_up.many(h) if prompt else layer.gate_up(h)).chunk(2, dim=-1)
+        hidden = torch.nn.functional.silu(gate) * up
+        return layer.down.many(hidden) if prompt else layer.down(hidden)
 
     def _rope(self, positions: Any) -> tuple[Any, Any]:
         import torch
@@ -343,12 +352,8 @@ class LeanLlama:
 
         batch = x.shape[0]
         d, hq, hk = self.head_dim, self.heads, self.kv_heads
-        qkv = layer.qkv(x).view(batch, 1, hq + 2 * hk, d).transpose(1, 2)
-        q, k, v = qkv.split([hq, hk, hk], dim=1)
-        q, k = _rotate(q, cos, sin), _rotate(k, cos, sin)
+        q = self._project(layer.qkv(x), cos, sin, cache, index, slice(None), cache.length)
         end = cache.length + 1
-        cache.k[index][:, :, cache.length : end] = k
-        cache.v[index][:, :, cache.length : end] = v
         grouped = q.float().reshape(batch, hk, hq // hk, d)
         out = grouped.new_empty(grouped.shape)
         for b, first in enumerate(cache.starts):
