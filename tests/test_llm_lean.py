@@ -14,6 +14,7 @@ import torch
 
 from promptopt.llm.lean import (
     GROUP,
+    Head,
     LeanLlama,
     Linear,
     dequantise_int4,
@@ -74,6 +75,25 @@ def test_integer_linear_computes_with_its_rounded_weights(kind: str) -> None:
     assert torch.allclose(got, expected, atol=0.15, rtol=0.02)
     # One row alone computes exactly what it computes among others.
     assert torch.equal(layer(x[1:2]), layer(x)[1:2])
+
+
+@needs_int
+def test_the_head_gives_its_int8_weights_logits_to_float_precision_row_by_row() -> None:
+    gen = torch.Generator().manual_seed(4)
+    w = torch.randn(96, 64, generator=gen) * 0.05
+    x = (torch.randn(3, 64, generator=gen) * torch.linspace(0.1, 8.0, 64)).to(torch.bfloat16)
+    x[2] = 0  # a row of zeros: no scale to divide by
+    head = Head(w)
+    got = head(x)
+    assert got.dtype == torch.float32 and got.shape == (3, 96)
+    exact = x.float() @ dequantise_int8(*quantise_int8(w)).T
+    # The activations are split in two int8 parts, within 1/508 of the row's largest: far
+    # finer than the bf16 they come in, so the logits are the int8 weights' to ~1e-4.
+    assert (got - exact).abs().max() <= 2e-4 * exact.abs().max()
+    assert bool((got[2] == 0).all())
+    # Integer sums are exact: one row alone computes exactly what it computes among others.
+    for row in range(3):
+        assert torch.equal(head(x[row : row + 1])[0], got[row])
 
 
 def _tiny_llama() -> Any:
@@ -171,6 +191,47 @@ def test_integer_weights_give_each_row_the_same_logits_alone_and_in_a_batch(weig
     # Close to the float model (the tiny model's weights are not on a 4-bit grid).
     reference = _hf_logits(model, PROMPTS, 0)[0]
     assert torch.allclose(batched[0], reference, atol=0.1)
+
+
+@pytest.mark.parametrize("weights", ["fp32", pytest.param("int4w", marks=needs_int)])
+def test_prompts_read_on_several_threads_give_what_they_give_one_after_another(
+    weights: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lean = LeanLlama(_tiny_llama(), weights)
+    width = max(len(p) for p in PROMPTS)
+    starts = [width - len(p) for p in PROMPTS]
+    ids = torch.tensor([[0] * s + p for s, p in zip(starts, PROMPTS, strict=True)])
+    positions = torch.tensor([[max(0, i - s) for i in range(width)] for s in starts])
+    results = []
+    for workers in (1, 3):
+        cache = lean.new_cache(16, starts)
+        with torch.inference_mode():
+            first = lean.forward(ids, positions, cache, workers=workers)
+            then = lean.forward(first.argmax(-1, keepdim=True), positions[:, -1:] + 1, cache)
+        results.append((first, then, cache))
+    # At interpreter exit no thread can start: the rows that got none are read by the caller.
+    from concurrent.futures import ThreadPoolExecutor
+
+    submit = ThreadPoolExecutor.submit
+    calls = iter(range(100))
+
+    def refuse_after_first(pool: Any, *args: Any) -> Any:
+        if next(calls):
+            raise RuntimeError("cannot schedule new futures after interpreter shutdown")
+        return submit(pool, *args)
+
+    monkeypatch.setattr(ThreadPoolExecutor, "submit", refuse_after_first)
+    cache = lean.new_cache(16, starts)
+    with torch.inference_mode():
+        first = lean.forward(ids, positions, cache, workers=3)
+        then = lean.forward(first.argmax(-1, keepdim=True), positions[:, -1:] + 1, cache)
+    results.append((first, then, cache))
+    (first, then, cache), *others = results
+    for first_n, then_n, cache_n in others:
+        assert torch.equal(first, first_n) and torch.equal(then, then_n)
+        for layer in range(len(cache.k)):
+            assert torch.equal(cache.k[layer], cache_n.k[layer])
+            assert torch.equal(cache.v[layer], cache_n.v[layer])
 
 
 def test_rows_leave_the_cache_and_the_others_go_on_unchanged() -> None:

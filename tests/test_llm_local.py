@@ -24,11 +24,13 @@ from promptopt.llm.local import (
     WHEEL_PACKAGE,
     LocalBackend,
     _cache_matches,
+    _cores,
     _digest,
     _replace_dir,
     _source_record,
     default_cache_dir,
     gguf_path,
+    prompt_rows,
 )
 from promptopt.storage import Store
 
@@ -254,3 +256,48 @@ def test_a_prompt_is_read_on_more_threads_than_the_steps(
     client.complete(CHAT, model="local/smollm2", params={"temperature": 0, "max_tokens": 4})
     assert seen[0] == ("_prompt", 2)
     assert {threads for name, threads in seen[1:]} == {1} and len(seen) > 1
+
+
+def test_prompt_rows_are_one_per_core_when_each_prompt_takes_one_thread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("PROMPTOPT_LOCAL_PROMPT_ROWS", raising=False)
+    assert prompt_rows(1) == _cores() >= 1
+    # Prompts already spread over several threads each: one row at a time, no oversubscription.
+    assert prompt_rows(2) == 1
+    monkeypatch.setenv("PROMPTOPT_LOCAL_PROMPT_ROWS", "1")
+    assert prompt_rows(1) == 1
+    monkeypatch.setenv("PROMPTOPT_LOCAL_PROMPT_ROWS", "3")
+    assert prompt_rows(4) == 3
+
+
+@pytest.mark.slow
+def test_a_pairs_prompts_are_read_at_once_and_give_what_each_gives_alone(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each row's prompt on its own thread (``PROMPTOPT_LOCAL_PROMPT_ROWS``), and the pair's
+    greedy texts are those of each output decoded alone."""
+    from promptopt.llm import lean
+
+    backend = LocalBackend(threads=1)
+    if backend._ensure_loaded().lean is None:
+        pytest.skip("the lean forward is not the default on this CPU")
+    monkeypatch.setenv("PROMPTOPT_LOCAL_PROMPT_ROWS", "2")
+    threads: list[str] = []
+    original = lean.LeanLlama._prompt
+
+    def spy(self: Any, *args: Any) -> Any:
+        threads.append(threading.current_thread().name)
+        return original(self, *args)
+
+    monkeypatch.setattr(lean.LeanLlama, "_prompt", spy)
+    client = create_client(store)
+    client.register("local", backend)
+    chats = [CHAT, [{"role": "user", "content": "Name one colour, and say why you like it."}]]
+    params = {"temperature": 0, "max_tokens": 12}
+    pair = [
+        r.completion().text for r in client.stream_many(chats, model="local/smollm2", params=params)
+    ]
+    assert len(threads) == 2 and all(name.startswith("lean-prompt") for name in threads)
+    alone = [client.complete(chat, model="local/smollm2", params=params).text for chat in chats]
+    assert pair == alone and all(pair)

@@ -149,6 +149,27 @@ def prompt_threads(step_threads: int) -> int:
     return step_threads
 
 
+def prompt_rows(threads: int) -> int:
+    """How many rows of a batch read their prompts at once, each on its own thread
+    (``PROMPTOPT_LOCAL_PROMPT_ROWS``). By default one per core when each prompt takes one
+    thread, else one: the threads never wait for each other, so unlike ``threads`` inside each
+    product they lose nothing to a busy core. A pair's two 99-token prompts on two cores: 0.20 s
+    at once against 0.36 s one after the other, and 0.29 s against 0.36 s with one core busy
+    with other work (``LeanLlama._prompts``)."""
+    env = os.environ.get("PROMPTOPT_LOCAL_PROMPT_ROWS")
+    if env:
+        return max(1, int(env))
+    return _cores() if threads == 1 else 1
+
+
+def _cores() -> int:
+    """The cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 def _source_record(gguf: Path) -> dict[str, Any]:
     st = gguf.stat()
     return {
@@ -494,7 +515,8 @@ class LocalBackend:
             if loaded.device == "cpu":
                 # Set by the batch holding the model, per call: another backend may differ, and
                 # torch's count may be shared with other threads.
-                threads = Threads(prompt_threads(self._threads), self._threads)
+                reading = prompt_threads(self._threads)
+                threads = Threads(reading, self._threads, prompt_rows(reading))
 
             # Asked again between tokens: a caller may promote its requests while they run.
             def background() -> int:

@@ -139,6 +139,8 @@ class Threads:
 
     prompt_threads: int
     step_threads: int
+    # Rows whose prompts are read at once, one thread each (``LeanLlama.forward``'s workers).
+    prompt_rows: int = 1
 
     def prompt(self) -> None:
         _set_threads(self.prompt_threads)
@@ -249,6 +251,8 @@ def _decode_locked(
     longest = max(r.request.params.max_tokens for r in rows)
     starts = [width - len(r.prompt_ids) for r in rows]
     stepper = _stepper(loaded, width + longest + 1, starts)
+    if threads is not None:
+        stepper.workers = threads.prompt_rows
     active = list(rows)
     with torch.inference_mode():
         if threads is not None:
@@ -290,6 +294,8 @@ def _decode_locked(
 class _HFStepper:
     """transformers' own forward and cache (the GPU path, and fp32/bf16 on a CPU)."""
 
+    workers = 1  # its prompts are one forward for every row
+
     def __init__(self, model: Any) -> None:
         from transformers.cache_utils import DynamicCache
 
@@ -323,10 +329,11 @@ class _LeanStepper:
     def __init__(self, lean: Any, capacity: int, starts: list[int]) -> None:
         self.lean = lean
         self.cache = lean.new_cache(capacity, starts)
+        self.workers = 1
 
     def step(self, ids: Any, mask: Any, positions: Any) -> Any:
         # The cache knows each row's padding; the mask is transformers' way of saying it.
-        return self.lean.forward(ids, positions, self.cache)
+        return self.lean.forward(ids, positions, self.cache, workers=self.workers)
 
     def keep(self, index: Any) -> None:
         self.cache.keep(index)
