@@ -202,6 +202,23 @@ def test_prompts_read_on_several_threads_give_what_they_give_one_after_another(
     starts = [width - len(p) for p in PROMPTS]
     ids = torch.tensor([[0] * s + p for s, p in zip(starts, PROMPTS, strict=True)])
     positions = torch.tensor([[max(0, i - s) for i in range(width)] for s in starts])
+    # As the app reads prompts: one thread. A new thread does not inherit it by itself (its
+    # products then split differently and round differently).
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        _compare_prompt_workers(lean, ids, positions, starts, monkeypatch)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _compare_prompt_workers(
+    lean: LeanLlama,
+    ids: torch.Tensor,
+    positions: torch.Tensor,
+    starts: list[int],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     results = []
     for workers in (1, 3):
         cache = lean.new_cache(16, starts)

@@ -344,8 +344,12 @@ class LeanLlama:
 
         inference = torch.is_inference_mode_enabled()
 
+        threads = torch.get_num_threads()
+
         def read(row: int) -> Any:
-            # Inference mode is per thread in torch: each thread runs in the caller's.
+            # A new thread has neither the caller's thread count (its products would split,
+            # and round, differently, and each take every core) nor its inference mode.
+            torch.set_num_threads(threads)
             with torch.inference_mode(inference):
                 return self._prompt(row, ids, positions, cache)
 
