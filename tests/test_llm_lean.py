@@ -143,14 +143,21 @@ def _hf_logits(model: Any, prompts: list[list[int]], more: int) -> list[torch.Te
     return out
 
 
-def _lean_logits(
-    lean: LeanLlama, prompts: list[list[int]], more: int, capacity: int = 64
-) -> list[torch.Tensor]:
+def _left_padded(
+    prompts: list[list[int]],
+) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
+    """(ids, positions, starts) of ``prompts`` left-padded to one length, as the decoder does."""
     width = max(len(p) for p in prompts)
     starts = [width - len(p) for p in prompts]
     ids = torch.tensor([[0] * s + p for s, p in zip(starts, prompts, strict=True)])
-    mask = torch.tensor([[0] * s + [1] * len(p) for s, p in zip(starts, prompts, strict=True)])
-    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    positions = torch.tensor([[max(0, i - s) for i in range(width)] for s in starts])
+    return ids, positions, starts
+
+
+def _lean_logits(
+    lean: LeanLlama, prompts: list[list[int]], more: int, capacity: int = 64
+) -> list[torch.Tensor]:
+    ids, positions, starts = _left_padded(prompts)
     cache = lean.new_cache(capacity, starts)
     out: list[torch.Tensor] = []
     with torch.inference_mode():
@@ -198,10 +205,7 @@ def test_prompts_read_on_several_threads_give_what_they_give_one_after_another(
     weights: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     lean = LeanLlama(_tiny_llama(), weights)
-    width = max(len(p) for p in PROMPTS)
-    starts = [width - len(p) for p in PROMPTS]
-    ids = torch.tensor([[0] * s + p for s, p in zip(starts, PROMPTS, strict=True)])
-    positions = torch.tensor([[max(0, i - s) for i in range(width)] for s in starts])
+    ids, positions, starts = _left_padded(PROMPTS)
     # As the app reads prompts: one thread. A new thread does not inherit it by itself (its
     # products then split differently and round differently).
     before = torch.get_num_threads()
@@ -254,10 +258,7 @@ def _compare_prompt_workers(
 def test_rows_leave_the_cache_and_the_others_go_on_unchanged() -> None:
     lean = LeanLlama(_tiny_llama(), "fp32")
     prompts = PROMPTS
-    width = max(len(p) for p in prompts)
-    starts = [width - len(p) for p in prompts]
-    ids = torch.tensor([[0] * s + p for s, p in zip(starts, prompts, strict=True)])
-    positions = torch.tensor([[max(0, i - s) for i in range(width)] for s in starts])
+    ids, positions, starts = _left_padded(prompts)
     cache = lean.new_cache(16, starts)
     with torch.inference_mode():
         lean.forward(ids, positions, cache)

@@ -342,9 +342,7 @@ class LeanLlama:
             return [self._prompt(b, ids, positions, cache) for b in rows]
         from concurrent.futures import Future, ThreadPoolExecutor
 
-        inference = torch.is_inference_mode_enabled()
-
-        threads = torch.get_num_threads()
+        inference, threads = torch.is_inference_mode_enabled(), torch.get_num_threads()
 
         def read(row: int) -> Any:
             # A new thread has neither the caller's thread count (its products would split,

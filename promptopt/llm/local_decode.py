@@ -250,9 +250,8 @@ def _decode_locked(
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
     longest = max(r.request.params.max_tokens for r in rows)
     starts = [width - len(r.prompt_ids) for r in rows]
-    stepper = _stepper(loaded, width + longest + 1, starts)
-    if threads is not None:
-        stepper.workers = threads.prompt_rows
+    workers = threads.prompt_rows if threads is not None else 1
+    stepper = _stepper(loaded, width + longest + 1, starts, workers)
     active = list(rows)
     with torch.inference_mode():
         if threads is not None:
@@ -294,8 +293,6 @@ def _decode_locked(
 class _HFStepper:
     """transformers' own forward and cache (the GPU path, and fp32/bf16 on a CPU)."""
 
-    workers = 1  # its prompts are one forward for every row
-
     def __init__(self, model: Any) -> None:
         from transformers.cache_utils import DynamicCache
 
@@ -326,10 +323,10 @@ class _HFStepper:
 class _LeanStepper:
     """The lean forward (``promptopt.llm.lean``) with its preallocated cache."""
 
-    def __init__(self, lean: Any, capacity: int, starts: list[int]) -> None:
+    def __init__(self, lean: Any, capacity: int, starts: list[int], workers: int) -> None:
         self.lean = lean
         self.cache = lean.new_cache(capacity, starts)
-        self.workers = 1
+        self.workers = workers  # rows whose prompts are read at once
 
     def step(self, ids: Any, mask: Any, positions: Any) -> Any:
         # The cache knows each row's padding; the mask is transformers' way of saying it.
@@ -339,10 +336,14 @@ class _LeanStepper:
         self.cache.keep(index)
 
 
-def _stepper(loaded: Any, capacity: int, starts: list[int]) -> _HFStepper | _LeanStepper:
+def _stepper(
+    loaded: Any, capacity: int, starts: list[int], workers: int = 1
+) -> _HFStepper | _LeanStepper:
+    """The lean forward when the model has one, else transformers' (whose prompts are one
+    forward for every row: ``workers`` is for the lean one)."""
     lean = getattr(loaded, "lean", None)
     if lean is not None:
-        return _LeanStepper(lean, capacity, starts)
+        return _LeanStepper(lean, capacity, starts, workers)
     return _HFStepper(loaded.model)
 
 
